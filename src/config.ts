@@ -1,0 +1,85 @@
+import { hostname } from 'node:os'
+import { type Static, type TSchema, Type } from 'typebox'
+import { Value } from 'typebox/value'
+
+/**
+ * The whole configuration of the process, read once from the environment at start.
+ * Every variable is documented in the README's configuration table; nothing else reads process.env.
+ */
+const oneOf = <const T extends string[]>(values: T, fallback: T[number], description: string) =>
+  Type.Enum(values, { default: fallback, description })
+
+const port = (fallback: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: fallback, description })
+
+export const ConfigSchema = Type.Object({
+  PORT: port(8080, 'HTTP port'),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'HTTP listen address' }),
+  LOG_LEVEL: oneOf(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    'info',
+    'pino log level',
+  ),
+  DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'embedded database, journal, archive' }),
+  DATABASE_URL: Type.Optional(
+    Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; unset = embedded PGlite' }),
+  ),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: 'pg pool size' }),
+  DB_MIGRATE_ON_START: Type.Boolean({ default: true, description: 'run migrations at start' }),
+  MQTT_URL: Type.Optional(
+    Type.String({
+      pattern: '^(mqtts?|wss?|tcp)://[^,\\s]+(,(mqtts?|wss?|tcp)://[^,\\s]+)*$',
+      description: 'broker URL(s), comma-separated; unset = embedded broker',
+    }),
+  ),
+  MQTT_BROKER_PORT: port(1883, 'port of the embedded broker'),
+  MQTT_CLIENT_ID: Type.String({
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+    default: `iot-meter-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}`,
+    description: 'stable MQTT client id of this replica (persistent session)',
+  }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
+})
+
+export type Config = Readonly<Static<typeof ConfigSchema>>
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Explains why a variable was refused: names it, what is allowed, and what was given. */
+function describeProblem(schema: TSchema, name: string, given: unknown): string {
+  const allowed = (schema as { enum?: unknown[] }).enum
+  if (allowed) return `${name}: must be one of ${allowed.join(', ')} (got "${String(given)}")`
+  const s = schema as Record<string, unknown>
+  const rules: string[] = []
+  if (s.type) rules.push(s.type === 'integer' ? 'an integer' : `a ${s.type}`)
+  if (s.minimum !== undefined) rules.push(`>= ${s.minimum}`)
+  if (s.maximum !== undefined) rules.push(`<= ${s.maximum}`)
+  if (s.minLength !== undefined) rules.push(`at least ${s.minLength} characters`)
+  if (s.pattern) rules.push(`matching ${s.pattern}`)
+  return `${name}: must be ${rules.join(', ')} (got "${String(given)}")`
+}
+
+/** Reads, converts and validates the environment. Throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, structuredClone(raw)))
+  if (Value.Check(ConfigSchema, value)) return Object.freeze(value as Config)
+  const bad = new Set<string>()
+  for (const error of Value.Errors(ConfigSchema, value)) bad.add(error.instancePath.replace(/^\//, ''))
+  const properties = ConfigSchema.properties as Record<string, TSchema>
+  throw new ConfigError(
+    [...bad].map((name) => {
+      const schema = properties[name]
+      return schema ? describeProblem(schema, name, raw[name]) : `${name || 'environment'}: invalid`
+    }),
+  )
+}

@@ -1,0 +1,99 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../../platform/db/index.ts'
+import { conflict, notFound } from '../../platform/errors.ts'
+import { toIso } from '../../platform/schemas.ts'
+import { initialConfig } from './device-config.ts'
+import * as repo from './repository.ts'
+import type { Device, DeviceCreate, DeviceListQuery, DeviceStatusUpdate, DeviceUpdate } from './schemas.ts'
+
+export const DEVICE_NOT_FOUND = 'Device not found'
+
+/** The API shape of a device row: ISO timestamps, snake_case as the old API had it. */
+export function toDevice(row: repo.DeviceRow): Device {
+  return {
+    id: Number(row.id),
+    device_id: row.device_id,
+    device_name: row.device_name,
+    device_type: row.device_type,
+    location: row.location,
+    status: row.status,
+    connection_status: row.connection_status,
+    last_seen: toIso(row.last_seen),
+    fw_version: row.fw_version,
+    metadata: row.metadata ?? {},
+    config: row.config ?? {},
+    created_at: toIso(row.created_at) as string,
+    updated_at: toIso(row.updated_at) as string,
+  }
+}
+
+/** The device registry: the devices module's public facade. */
+export class DevicesService {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async list(query: DeviceListQuery): Promise<Device[]> {
+    return (await repo.listDevices(this.db, query)).map(toDevice)
+  }
+
+  /** The device, or undefined when it is not registered. */
+  async find(deviceId: string): Promise<Device | undefined> {
+    const row = await repo.findDevice(this.db, deviceId)
+    return row && toDevice(row)
+  }
+
+  async get(deviceId: string): Promise<Device> {
+    const device = await this.find(deviceId)
+    if (!device) throw notFound(DEVICE_NOT_FOUND)
+    return device
+  }
+
+  /** Registers a device with its initial configuration (and an audit row of it). 409 when taken. */
+  async create(input: DeviceCreate): Promise<Device> {
+    const config = initialConfig(input.metadata)
+    const row = await this.db.transaction().execute(async (trx) => {
+      const inserted = await repo.insertDevice(trx, input, { ...config })
+      if (inserted) await repo.insertConfigAudit(trx, inserted.id, { ...config }, 'registration')
+      return inserted
+    })
+    if (!row) throw conflict('Device with this ID already exists')
+    return toDevice(row)
+  }
+
+  async update(deviceId: string, patch: DeviceUpdate): Promise<Device> {
+    const row = await repo.updateDevice(this.db, deviceId, patch)
+    if (!row) throw notFound(DEVICE_NOT_FOUND)
+    return toDevice(row)
+  }
+
+  /** Deletes the device; its alerts, commands, configuration history and dedup state cascade. */
+  async remove(deviceId: string): Promise<void> {
+    if (!(await repo.deleteDevice(this.db, deviceId))) throw notFound(DEVICE_NOT_FOUND)
+  }
+
+  /** A manual heartbeat: the device is seen now, hence online. */
+  async heartbeat(deviceId: string, at = new Date()): Promise<Device> {
+    const row = await repo.setConnection(this.db, deviceId, { last_seen: at, connection_status: 'online' })
+    if (!row) throw notFound(DEVICE_NOT_FOUND)
+    return toDevice(row)
+  }
+
+  async setStatus(deviceId: string, update: DeviceStatusUpdate): Promise<Device> {
+    const row = await repo.setConnection(this.db, deviceId, update)
+    if (!row) throw notFound(DEVICE_NOT_FOUND)
+    return toDevice(row)
+  }
+
+  async counts() {
+    const [byStatus, byConnection] = await Promise.all([
+      repo.countByStatus(this.db),
+      repo.countByConnection(this.db),
+    ])
+    const connection = { online: 0, offline: 0, unknown: 0 }
+    for (const r of byConnection) connection[r.connection_status] = Number(r.count)
+    return {
+      total: byStatus.reduce((sum, r) => sum + Number(r.count), 0),
+      byStatus: byStatus.map((r) => ({ status: r.status, count: Number(r.count) })),
+      connection,
+    }
+  }
+}

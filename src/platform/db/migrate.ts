@@ -1,0 +1,23 @@
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { FileMigrationProvider, type Kysely, Migrator } from 'kysely'
+
+/** migrations/ at the repository root, or dist/migrations when running the compiled build. */
+export const migrationFolder = fileURLToPath(new URL('../../../migrations', import.meta.url))
+
+/** Applies every pending migration; throws with the failing migration's name. */
+export async function migrateToLatest(// biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema
+  db: Kysely<any>): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: new FileMigrationProvider({ fs, path, migrationFolder }),
+  })
+  const { error, results } = await migrator.migrateToLatest()
+  const failed = results?.find((r) => r.status === 'Error')
+  if (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${reason}`)
+  }
+  return (results ?? []).map((r) => r.migrationName)
+}

@@ -1,0 +1,100 @@
+import type { FastifyBaseLogger } from 'fastify'
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+
+/** Called for every PUBLISH that arrives; `done` sends the broker its acknowledgement. */
+export type MessageHandler = (link: BrokerLink, packet: IPublishPacket, done: (error?: Error) => void) => void
+
+export interface BrokerLink {
+  /** The broker URL without credentials, safe for logs and metric labels. */
+  readonly name: string
+  readonly client: MqttClient
+}
+
+export interface HubOptions {
+  urls: string[]
+  clientId: string
+  protocolVersion: 4 | 5
+  logger: FastifyBaseLogger
+}
+
+const withoutCredentials = (url: string) => url.replace(/\/\/[^@/]*@/, '//')
+
+/**
+ * One persistent MQTT.js connection per configured broker. The client reconnects by itself;
+ * the hub only fans publishes out to every broker and routes incoming messages to one handler.
+ */
+export class MqttHub {
+  readonly links: BrokerLink[]
+  private handler: MessageHandler = (_link, _packet, done) => done()
+
+  constructor(private readonly options: HubOptions) {
+    this.links = options.urls.map((url) => this.connect(url))
+  }
+
+  private connect(url: string): BrokerLink {
+    const name = withoutCredentials(url)
+    const clientOptions: IClientOptions = {
+      clientId: this.options.clientId,
+      clean: false,
+      keepalive: 30,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      protocolVersion: this.options.protocolVersion,
+      // A persistent session needs an expiry on MQTT 5, or the broker drops it on disconnect.
+      properties: this.options.protocolVersion === 5 ? { sessionExpiryInterval: 3600 } : undefined,
+    }
+    const client = mqtt.connect(url, clientOptions)
+    const link: BrokerLink = { name, client }
+    const log = this.options.logger.child({ broker: name })
+    client.on('connect', () => log.info('mqtt connected'))
+    client.on('offline', () => log.warn('mqtt offline, reconnecting'))
+    client.on('error', (error) => log.warn({ err: error }, 'mqtt error'))
+    client.handleMessage = (packet, callback) => {
+      try {
+        this.handler(link, packet, (error) => callback(error))
+      } catch (error) {
+        log.error({ err: error }, 'mqtt message handler threw')
+        callback()
+      }
+    }
+    return link
+  }
+
+  /** Replaces the handler of incoming messages (the ingest module installs one). */
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler
+  }
+
+  connectedCount(): number {
+    return this.links.filter((l) => l.client.connected).length
+  }
+
+  /** Publishes to every connected broker; resolves with the brokers that acknowledged it. */
+  async publish(
+    topic: string,
+    payload: string | Buffer,
+    options: { qos: 0 | 1 | 2; retain?: boolean },
+  ): Promise<{ delivered: string[]; failed: string[] }> {
+    const delivered: string[] = []
+    const failed: string[] = []
+    await Promise.all(
+      this.links.map(async (link) => {
+        if (!link.client.connected) {
+          failed.push(link.name)
+          return
+        }
+        try {
+          await link.client.publishAsync(topic, payload, options)
+          delivered.push(link.name)
+        } catch {
+          failed.push(link.name)
+        }
+      }),
+    )
+    return { delivered, failed }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.links.map((link) => link.client.endAsync().catch(() => undefined)))
+  }
+}

@@ -1,0 +1,22 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { type AppOptions, app } from './app.ts'
+import { loggerOptions, requestId } from './platform/logging.ts'
+
+/** Builds the Fastify instance (logger, validation, limits) around the application plugin. */
+export async function buildServer(options: AppOptions): Promise<FastifyInstance> {
+  const server = Fastify({
+    logger: loggerOptions(options.config.LOG_LEVEL),
+    genReqId: requestId,
+    requestIdHeader: false,
+    bodyLimit: 1024 * 1024,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  server.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  await server.register(app, options)
+  return server
+}
