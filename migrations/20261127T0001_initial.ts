@@ -22,7 +22,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute()
-  await db.schema.createIndex('devices_created_at_idx').on('devices').columns(['created_at desc', 'id desc']).execute()
+  await db.schema
+    .createIndex('devices_created_at_idx')
+    .on('devices')
+    .columns(['created_at desc', 'id desc'])
+    .execute()
   await db.schema.createIndex('devices_status_idx').on('devices').column('status').execute()
   await db.schema.createIndex('devices_type_idx').on('devices').column('device_type').execute()
   await db.schema.createIndex('devices_connection_idx').on('devices').column('connection_status').execute()
@@ -36,7 +40,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('cmd_id', 'uuid')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute()
-  await db.schema.createIndex('device_configs_device_idx').on('device_configs').columns(['device_pk', 'id']).execute()
+  await db.schema
+    .createIndex('device_configs_device_idx')
+    .on('device_configs')
+    .columns(['device_pk', 'id'])
+    .execute()
 
   await db.schema
     .createTable('device_alerts')
@@ -53,7 +61,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('resolved_at', 'timestamptz')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute()
-  await db.schema.createIndex('device_alerts_device_idx').on('device_alerts').columns(['device_pk', 'id']).execute()
+  await db.schema
+    .createIndex('device_alerts_device_idx')
+    .on('device_alerts')
+    .columns(['device_pk', 'id'])
+    .execute()
   await db.schema.createIndex('device_alerts_created_idx').on('device_alerts').column('id').execute()
   // At most one open (unresolved, unacknowledged) alert per device and type: repeats bump a counter.
   await db.schema
@@ -94,7 +106,13 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const table of ['device_seq_tracking', 'device_commands', 'device_alerts', 'device_configs', 'devices']) {
+  for (const table of [
+    'device_seq_tracking',
+    'device_commands',
+    'device_alerts',
+    'device_configs',
+    'devices',
+  ]) {
     await db.schema.dropTable(table).ifExists().execute()
   }
 }

@@ -1,5 +1,5 @@
-import fp from 'fastify-plugin'
 import metricsPlugin from 'fastify-metrics'
+import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
 import { createDevicesModule } from './modules/devices/index.ts'

@@ -15,12 +15,12 @@ const port = (fallback: number, description: string) =>
 export const ConfigSchema = Type.Object({
   PORT: port(8080, 'HTTP port'),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'HTTP listen address' }),
-  LOG_LEVEL: oneOf(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
-    'info',
-    'pino log level',
-  ),
-  DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'embedded database, journal, archive' }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
+  DATA_DIR: Type.String({
+    minLength: 1,
+    default: './data',
+    description: 'embedded database, journal, archive',
+  }),
   DATABASE_URL: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; unset = embedded PGlite' }),
   ),
@@ -35,7 +35,9 @@ export const ConfigSchema = Type.Object({
   MQTT_BROKER_PORT: port(1883, 'port of the embedded broker'),
   MQTT_CLIENT_ID: Type.String({
     pattern: '^[A-Za-z0-9_.-]{1,64}$',
-    default: `iot-meter-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}`,
+    default: `iot-meter-${hostname()
+      .replace(/[^A-Za-z0-9_.-]/g, '-')
+      .slice(0, 40)}`,
     description: 'stable MQTT client id of this replica (persistent session)',
   }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),

@@ -25,6 +25,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  process.stderr.write(`iot-meter: failed to start: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.stderr.write(
+    `iot-meter: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  )
   process.exit(1)
 })

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { type AppOptions, app } from './app.ts'
 import { loggerOptions, requestId } from './platform/logging.ts'
+import { validatorCompiler } from './platform/validation.ts'
 
 /** Builds the Fastify instance (logger, validation, limits) around the application plugin. */
 export async function buildServer(options: AppOptions): Promise<FastifyInstance> {
@@ -10,10 +11,8 @@ export async function buildServer(options: AppOptions): Promise<FastifyInstance>
     genReqId: requestId,
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
-    },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  server.setValidatorCompiler(validatorCompiler)
   server.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

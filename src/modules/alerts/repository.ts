@@ -14,7 +14,11 @@ export interface NewAlert {
 }
 
 const selectAlerts = (db: Kysely<Database>) =>
-  db.selectFrom('device_alerts as a').innerJoin('devices as d', 'd.id', 'a.device_pk').selectAll('a').select('d.device_id')
+  db
+    .selectFrom('device_alerts as a')
+    .innerJoin('devices as d', 'd.id', 'a.device_pk')
+    .selectAll('a')
+    .select('d.device_id')
 
 export function listAlerts(db: Kysely<Database>, query: Partial<AlertListQuery> & { device_pk?: number }) {
   let q = selectAlerts(db)

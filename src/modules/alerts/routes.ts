@@ -34,7 +34,8 @@ export const alertRoutes: FastifyPluginAsyncTypebox<{ alerts: AlertsService }> =
         response: { 201: Alert, ...errors(400, 404) },
       },
     },
-    async (request, reply) => reply.status(201).send(await alerts.create(request.params.device_id, request.body)),
+    async (request, reply) =>
+      reply.status(201).send(await alerts.create(request.params.device_id, request.body)),
   )
 
   app.post(

@@ -24,7 +24,12 @@ export function listDevices(db: Db, query: DeviceListQuery): Promise<DeviceRow[]
       ]),
     )
   }
-  return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).offset(query.offset).execute()
+  return q
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(query.limit)
+    .offset(query.offset)
+    .execute()
 }
 
 export function findDevice(db: Db, deviceId: string): Promise<DeviceRow | undefined> {

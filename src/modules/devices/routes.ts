@@ -16,7 +16,10 @@ import type { DevicesService } from './service.ts'
 const tags = ['devices']
 
 /** The device routes of API.md. */
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }> = async (app, { devices }) => {
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }> = async (
+  app,
+  { devices },
+) => {
   app.get(
     '/api/devices',
     {
@@ -32,7 +35,14 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }
 
   app.get(
     '/api/devices/:device_id',
-    { schema: { tags, summary: 'One device', params: DeviceParams, response: { 200: Device, ...errors(400, 404) } } },
+    {
+      schema: {
+        tags,
+        summary: 'One device',
+        params: DeviceParams,
+        response: { 200: Device, ...errors(400, 404) },
+      },
+    },
     (request) => devices.get(request.params.device_id),
   )
 
@@ -62,7 +72,9 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }
     },
     (request) => {
       if (Object.keys(request.body).length === 0) {
-        throw badRequest('No fields to update: give at least one of device_name, device_type, location, status, metadata')
+        throw badRequest(
+          'No fields to update: give at least one of device_name, device_type, location, status, metadata',
+        )
       }
       return devices.update(request.params.device_id, request.body)
     },
@@ -111,7 +123,9 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }
       },
     },
     async (request) => {
-      const { device_id, connection_status, last_seen, fw_version } = await devices.get(request.params.device_id)
+      const { device_id, connection_status, last_seen, fw_version } = await devices.get(
+        request.params.device_id,
+      )
       return { device_id, connection_status, last_seen, fw_version }
     },
   )

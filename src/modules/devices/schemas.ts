@@ -11,7 +11,11 @@ export const DeviceId = Type.String({
 })
 export const DeviceParams = Type.Object({ device_id: DeviceId })
 
-export const ConnectionStatus = Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('unknown')])
+export const ConnectionStatus = Type.Union([
+  Type.Literal('online'),
+  Type.Literal('offline'),
+  Type.Literal('unknown'),
+])
 const LifecycleStatus = Type.String({
   pattern: '^[a-z][a-z0-9_]{0,31}$',
   description: 'lifecycle status such as active, inactive, maintenance (lower case, at most 32 characters)',
@@ -63,16 +67,14 @@ export const DeviceUpdate = Type.Object(
 )
 export type DeviceUpdate = Static<typeof DeviceUpdate>
 
-export const DeviceListQuery = Type.Object(
-  {
-    status: Type.Optional(LifecycleStatus),
-    type: Type.Optional(Text(64)),
-    connection_status: Type.Optional(ConnectionStatus),
-    q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'search id, name, location' })),
-    limit: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
-    offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
-  },
-)
+export const DeviceListQuery = Type.Object({
+  status: Type.Optional(LifecycleStatus),
+  type: Type.Optional(Text(64)),
+  connection_status: Type.Optional(ConnectionStatus),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'search id, name, location' })),
+  limit: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
+  offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
+})
 export type DeviceListQuery = Static<typeof DeviceListQuery>
 
 export const DeviceStatus = Type.Object({
@@ -90,4 +92,3 @@ export const DeviceStatusUpdate = Type.Object(
   { additionalProperties: false },
 )
 export type DeviceStatusUpdate = Static<typeof DeviceStatusUpdate>
-

@@ -25,7 +25,11 @@ export const healthPlugin: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: 'Liveness: the process runs',
         response: {
-          200: Type.Object({ status: Type.Literal('alive'), service: Type.String(), uptime_s: Type.Number() }),
+          200: Type.Object({
+            status: Type.Literal('alive'),
+            service: Type.String(),
+            uptime_s: Type.Number(),
+          }),
         },
       },
     },

@@ -20,7 +20,9 @@ export interface DbOptions {
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v))
 
 /** Opens kysely on PostgreSQL when a URL is given, otherwise on an embedded PGlite under dataDir. */
-export async function connectDatabase(options: DbOptions): Promise<{ db: Kysely<Database>; engine: DbEngine }> {
+export async function connectDatabase(
+  options: DbOptions,
+): Promise<{ db: Kysely<Database>; engine: DbEngine }> {
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax })
     // An idle client losing its connection must not crash the process; the pool replaces it.

@@ -5,9 +5,9 @@ import { connectDatabase, type DbEngine } from './connect.ts'
 import { migrateToLatest } from './migrate.ts'
 import type { Database } from './schema.ts'
 
-export type { Database } from './schema.ts'
 export { connectDatabase } from './connect.ts'
 export { migrateToLatest } from './migrate.ts'
+export type { Database } from './schema.ts'
 export type { DbEngine }
 
 declare module 'fastify' {

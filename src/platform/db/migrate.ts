@@ -7,8 +7,10 @@ import { FileMigrationProvider, type Kysely, Migrator } from 'kysely'
 export const migrationFolder = fileURLToPath(new URL('../../../migrations', import.meta.url))
 
 /** Applies every pending migration; throws with the failing migration's name. */
-export async function migrateToLatest(// biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema
-  db: Kysely<any>): Promise<string[]> {
+export async function migrateToLatest(
+  // biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema
+  db: Kysely<any>,
+): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: new FileMigrationProvider({ fs, path, migrationFolder }),

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { test } from 'node:test'
+import { ConfigError, loadConfig } from '../src/config.ts'
+
+test('defaults are the documented ones', () => {
+  const c = loadConfig({})
+  assert.equal(c.PORT, 8080)
+  assert.equal(c.HOST, '0.0.0.0')
+  assert.equal(c.LOG_LEVEL, 'info')
+  assert.equal(c.DATA_DIR, './data')
+  assert.equal(c.DATABASE_URL, undefined)
+  assert.equal(c.MQTT_URL, undefined)
+  assert.equal(c.MQTT_BROKER_PORT, 1883)
+  assert.equal(c.DB_POOL_MAX, 10)
+  assert.equal(c.DB_MIGRATE_ON_START, true)
+  assert.ok(Object.isFrozen(c))
+})
+
+test('values are converted from strings', () => {
+  const c = loadConfig({
+    PORT: '9000',
+    DB_MIGRATE_ON_START: 'false',
+    MQTT_URL: 'mqtt://a:1883,mqtt://b:1884',
+  })
+  assert.equal(c.PORT, 9000)
+  assert.equal(c.DB_MIGRATE_ON_START, false)
+  assert.equal(c.MQTT_URL, 'mqtt://a:1883,mqtt://b:1884')
+})
+
+test('every bad variable is named with what is allowed', () => {
+  assert.throws(
+    () =>
+      loadConfig({
+        PORT: 'eighty',
+        LOG_LEVEL: 'loud',
+        DATABASE_URL: 'mysql://x',
+        MQTT_URL: 'http://x',
+        DB_POOL_MAX: '0',
+        DB_MIGRATE_ON_START: 'perhaps',
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      const text = error.message
+      assert.match(text, /PORT: must be an integer/)
+      assert.match(
+        text,
+        /LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent \(got "loud"\)/,
+      )
+      assert.match(text, /DATABASE_URL: .*postgres/)
+      assert.match(text, /MQTT_URL:/)
+      assert.match(text, /DB_POOL_MAX: .*>= 1/)
+      assert.match(text, /DB_MIGRATE_ON_START: must be a boolean/)
+      assert.equal(error.problems.length, 6)
+      return true
+    },
+  )
+})
+
+test('a bad value stops the process at start with a message naming the variable', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, PORT: '70000' },
+    encoding: 'utf8',
+    timeout: 20000,
+  })
+  assert.equal(run.status, 2)
+  assert.match(run.stderr, /PORT: must be an integer, >= 0, <= 65535 \(got "70000"\)/)
+})
