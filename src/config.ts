@@ -41,6 +41,59 @@ export const ConfigSchema = Type.Object({
     description: 'stable MQTT client id of this replica (persistent session)',
   }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
+
+  // Ingest (module ingest)
+  UNKNOWN_DEVICE_POLICY: oneOf(
+    ['reject', 'auto_register'],
+    'reject',
+    'what to do with unregistered device ids',
+  ),
+  INGEST_FLUSH_MS: Type.Integer({
+    minimum: 10,
+    maximum: 60000,
+    default: 250,
+    description: 'store flush period',
+  }),
+  INGEST_BATCH_MAX: Type.Integer({
+    minimum: 1,
+    maximum: 100000,
+    default: 500,
+    description: 'messages per flush',
+  }),
+  INGEST_MAX_INFLIGHT: Type.Integer({ minimum: 10, maximum: 10_000_000, default: 10000 }),
+  INGEST_GAP_GRACE_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30000 }),
+  INGEST_DEDUP_WINDOW: Type.Integer({ minimum: 64, maximum: 65536, default: 1024 }),
+  DEVICE_CACHE_MAX: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 100000 }),
+  LIVENESS_SWEEP_MS: Type.Integer({ minimum: 100, maximum: 600000, default: 5000 }),
+  ARCHIVE_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 1000, default: 500 }),
+
+  // Commands (module commands)
+  COMMAND_ACK_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
+
+  // Power and energy (module telemetry)
+  ENERGY_INTERVAL: oneOf(['5m', '15m', '1h'], '5m', 'register interval of the stored energy profile'),
+  ENERGY_MAX_GAP_S: Type.Optional(
+    Type.Number({ exclusiveMinimum: 0, maximum: 86400, description: 'default: 5 × the sampling cadence' }),
+  ),
+
+  // Simulator (module simulator)
+  SIMULATOR_ENABLED: Type.Boolean({ default: false }),
+  SIMULATOR_DEVICES: Type.Integer({ minimum: 0, maximum: 100000, default: 3 }),
+  SIMULATOR_AC_SHARE: Type.Number({ minimum: 0, maximum: 1, default: 0.34 }),
+  SIMULATOR_SEND_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 3600, default: 10 }),
+  SIMULATOR_HELLO_INTERVAL_S: Type.Integer({ minimum: 5, maximum: 3600, default: 30 }),
+  SIMULATOR_SAMPLING_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 1000 }),
+  SIMULATOR_SEED: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 1 }),
+  SIMULATOR_DUPLICATE_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  SIMULATOR_DROP_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  SIMULATOR_REORDER_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  SIMULATOR_REBOOT_EVERY_S: Type.Integer({
+    minimum: 0,
+    maximum: 864000,
+    default: 0,
+    description: '0 = never',
+  }),
+  SIMULATOR_ID_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,40}$', default: 'sim' }),
 })
 
 export type Config = Readonly<Static<typeof ConfigSchema>>

@@ -57,6 +57,17 @@ describe('devices API', () => {
     assert.equal(res.json().config.hello_interval_s, 30, 'an out-of-range value keeps the default')
   })
 
+  test('registration writes the first entry of the configuration history', async () => {
+    await create({ device_id: 'dev-hist', device_name: 'H' })
+    const res = await t.app.inject({ url: '/api/devices/dev-hist/config-history' })
+    assert.equal(res.statusCode, 200)
+    const history = res.json()
+    assert.equal(history.length, 1)
+    assert.equal(history[0].source, 'registration')
+    assert.equal(history[0].config.hello_interval_s, 30)
+    assert.equal((await t.app.inject({ url: '/api/devices/nope/config-history' })).statusCode, 404)
+  })
+
   test('duplicate create returns 409 with the contract message', async () => {
     await create({ device_id: 'dev-dup', device_name: 'x' })
     const res = await create({ device_id: 'dev-dup', device_name: 'y' })

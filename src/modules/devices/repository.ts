@@ -119,3 +119,21 @@ export function countByConnection(db: Db) {
     .groupBy('connection_status')
     .execute()
 }
+
+export function setConfig(db: Db, devicePk: number, config: Record<string, unknown>) {
+  return db
+    .updateTable('devices')
+    .set({ config: JSON.stringify(config), updated_at: sql`now()` })
+    .where('id', '=', devicePk)
+    .execute()
+}
+
+export function listConfigAudit(db: Db, devicePk: number, limit: number) {
+  return db
+    .selectFrom('device_configs')
+    .selectAll()
+    .where('device_pk', '=', devicePk)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute()
+}

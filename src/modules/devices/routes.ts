@@ -3,6 +3,7 @@ import { Type } from 'typebox'
 import { badRequest } from '../../platform/errors.ts'
 import { errors, MessageBody } from '../../platform/schemas.ts'
 import {
+  ConfigAuditEntry,
   Device,
   DeviceCreate,
   DeviceListQuery,
@@ -110,6 +111,19 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }
       await devices.heartbeat(request.params.device_id)
       return { message: 'Heartbeat received' }
     },
+  )
+
+  app.get(
+    '/api/devices/:device_id/config-history',
+    {
+      schema: {
+        tags,
+        summary: 'Configurations the device ran with, newest first (REQ-CONFIG-001 audit trail)',
+        params: DeviceParams,
+        response: { 200: Type.Array(ConfigAuditEntry), ...errors(400, 404) },
+      },
+    },
+    (request) => devices.configHistory(request.params.device_id),
   )
 
   app.get(

@@ -92,3 +92,11 @@ export const DeviceStatusUpdate = Type.Object(
   { additionalProperties: false },
 )
 export type DeviceStatusUpdate = Static<typeof DeviceStatusUpdate>
+
+export const ConfigAuditEntry = Type.Object({
+  id: Type.Integer(),
+  config: Type.Record(Type.String(), Type.Unknown()),
+  source: Type.String({ description: 'registration, update_config, ...' }),
+  cmd_id: Nullable(Type.String()),
+  created_at: IsoTime,
+})

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { conflict, notFound } from '../../platform/errors.ts'
 import { toIso } from '../../platform/schemas.ts'
-import { initialConfig } from './device-config.ts'
+import { type DeviceConfig, initialConfig } from './device-config.ts'
 import * as repo from './repository.ts'
 import type { Device, DeviceCreate, DeviceListQuery, DeviceStatusUpdate, DeviceUpdate } from './schemas.ts'
 
@@ -29,7 +29,14 @@ export function toDevice(row: repo.DeviceRow): Device {
 
 /** The device registry: the devices module's public facade. */
 export class DevicesService {
+  private readonly registeredListeners: ((device: Device) => Promise<void>)[] = []
+
   constructor(private readonly db: Kysely<Database>) {}
+
+  /** Runs `listener` after each registration (e.g. the commands module issues the device's key). */
+  onRegistered(listener: (device: Device) => Promise<void>): void {
+    this.registeredListeners.push(listener)
+  }
 
   async list(query: DeviceListQuery): Promise<Device[]> {
     return (await repo.listDevices(this.db, query)).map(toDevice)
@@ -56,7 +63,42 @@ export class DevicesService {
       return inserted
     })
     if (!row) throw conflict('Device with this ID already exists')
-    return toDevice(row)
+    const device = toDevice(row)
+    for (const listener of this.registeredListeners) await listener(device)
+    return device
+  }
+
+  /**
+   * Records a configuration the device now runs with (REQ-CONFIG-001): merges it into the device
+   * record and appends an audit row, in one transaction. Returns the merged configuration.
+   */
+  async applyConfig(
+    deviceId: string,
+    change: Partial<DeviceConfig>,
+    source: string,
+    cmdId: string | null = null,
+  ): Promise<Record<string, unknown>> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await repo.findDevice(trx, deviceId)
+      if (!row) throw notFound(DEVICE_NOT_FOUND)
+      const merged = { ...(row.config ?? {}), ...change }
+      await repo.setConfig(trx, row.id, merged)
+      await repo.insertConfigAudit(trx, row.id, merged, source, cmdId)
+      return merged
+    })
+  }
+
+  /** The configuration history of a device, newest first. */
+  async configHistory(deviceId: string, limit = 100) {
+    const device = await this.get(deviceId)
+    const rows = await repo.listConfigAudit(this.db, device.id, limit)
+    return rows.map((r) => ({
+      id: Number(r.id),
+      config: r.config,
+      source: r.source,
+      cmd_id: r.cmd_id,
+      created_at: toIso(r.created_at) as string,
+    }))
   }
 
   async update(deviceId: string, patch: DeviceUpdate): Promise<Device> {
