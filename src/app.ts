@@ -2,9 +2,14 @@ import metricsPlugin from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
+import { createArchiveModule } from './modules/archive/index.ts'
+import { createCommandsModule } from './modules/commands/index.ts'
 import { createDevicesModule } from './modules/devices/index.ts'
 import { healthPlugin } from './modules/health/index.ts'
+import { createIngestModule } from './modules/ingest/index.ts'
+import { createSimulatorModule, simulatorBrokerUrls } from './modules/simulator/index.ts'
 import { statsPlugin } from './modules/stats/index.ts'
+import { createTelemetryModule } from './modules/telemetry/index.ts'
 import { dbPlugin } from './platform/db/index.ts'
 import { installErrorHandler } from './platform/errors.ts'
 import { mqttPlugin } from './platform/mqtt/index.ts'
@@ -31,11 +36,52 @@ export const app = fp<AppOptions>(
 
     const devices = createDevicesModule(fastify.db)
     const alerts = createAlertsModule(fastify.db, devices.service)
+    const commands = createCommandsModule({
+      db: fastify.db,
+      mqtt: fastify.mqtt,
+      devices: devices.service,
+      alerts: alerts.service,
+      config,
+      log: fastify.log.child({ module: 'commands' }),
+    })
 
     await fastify.register(healthPlugin)
     await fastify.register(devices.plugin)
     await fastify.register(alerts.plugin)
+    await fastify.register(commands.plugin)
     await fastify.register(statsPlugin, { devices: devices.service, alerts: alerts.service })
+
+    const telemetry = createTelemetryModule({
+      db: fastify.db,
+      devices: devices.service,
+      config,
+      log: fastify.log,
+    })
+    const archive = createArchiveModule({ dataDir: config.DATA_DIR, devices: devices.service })
+    await fastify.register(telemetry.plugin)
+    await fastify.register(archive.plugin)
+    const ingest = createIngestModule({
+      config,
+      db: fastify.db,
+      devices: devices.service,
+      alerts: alerts.service,
+      telemetry: telemetry.service,
+      archive: archive.store,
+      commands: commands.service,
+    })
+    await fastify.register(ingest.plugin)
+
+    if (config.SIMULATOR_ENABLED) {
+      const simulator = createSimulatorModule({
+        config,
+        brokerUrls: simulatorBrokerUrls(config, fastify.embeddedBroker?.port),
+        log: fastify.log.child({ module: 'simulator' }),
+        metrics: fastify.metrics.client.register,
+        devices: devices.service,
+        keyFor: async (deviceId) => (await commands.service.commandKey(deviceId)).command_key,
+      })
+      await fastify.register(simulator.plugin)
+    }
   },
   { name: 'iot-meter' },
 )

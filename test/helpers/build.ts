@@ -9,13 +9,19 @@ export interface TestApp {
   close: () => Promise<void>
 }
 
+export interface BuildOptions {
+  /** false: embedded PGlite on disk under env.DATA_DIR, so a second build can reopen it (restart tests). */
+  inMemoryDb?: boolean
+}
+
 /**
  * Builds the production plugin tree for a test file, in the suite's mode, on free ports and
- * its own database (PGlite in memory, or a fresh schema). `env` overrides configuration.
+ * its own database (PGlite in memory, or a fresh schema). `env` overrides configuration; a
+ * DATABASE_URL given there is the caller's to clean up.
  */
-export async function build(env: Record<string, string> = {}): Promise<TestApp> {
+export async function build(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const dir = tempDir()
-  const schema = realDatabaseUrl ? await createSchema(realDatabaseUrl) : undefined
+  const schema = realDatabaseUrl && !env.DATABASE_URL ? await createSchema(realDatabaseUrl) : undefined
   const config = loadConfig({
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     HOST: '127.0.0.1',
@@ -27,7 +33,7 @@ export async function build(env: Record<string, string> = {}): Promise<TestApp> 
     ...(realMqttUrl ? { MQTT_URL: realMqttUrl } : {}),
     ...env,
   })
-  const app = await buildServer({ config, inMemoryDb: !config.DATABASE_URL })
+  const app = await buildServer({ config, inMemoryDb: options.inMemoryDb ?? !config.DATABASE_URL })
   await app.ready()
   return {
     app,

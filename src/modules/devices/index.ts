@@ -4,6 +4,7 @@ import type { Database } from '../../platform/db/index.ts'
 import { deviceRoutes } from './routes.ts'
 import { DevicesService } from './service.ts'
 
+export type { DeviceActivity } from './activity.ts'
 export type { DeviceConfig } from './device-config.ts'
 export { DEFAULT_DEVICE_CONFIG, livenessTimeoutMs } from './device-config.ts'
 export { DEVICE_ID_PATTERN, type Device, type DeviceCreate, DeviceId, DeviceParams } from './schemas.ts'

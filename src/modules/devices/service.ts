@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { conflict, notFound } from '../../platform/errors.ts'
+import { AppError, conflict, notFound } from '../../platform/errors.ts'
 import { toIso } from '../../platform/schemas.ts'
+import { applyActivity, type DeviceActivity, markSilentOffline } from './activity.ts'
 import { type DeviceConfig, initialConfig } from './device-config.ts'
 import * as repo from './repository.ts'
 import type { Device, DeviceCreate, DeviceListQuery, DeviceStatusUpdate, DeviceUpdate } from './schemas.ts'
@@ -30,6 +31,7 @@ export function toDevice(row: repo.DeviceRow): Device {
 /** The device registry: the devices module's public facade. */
 export class DevicesService {
   private readonly registeredListeners: ((device: Device) => Promise<void>)[] = []
+  private readonly deletedListeners: ((deviceId: string) => void)[] = []
 
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -110,6 +112,58 @@ export class DevicesService {
   /** Deletes the device; its alerts, commands, configuration history and dedup state cascade. */
   async remove(deviceId: string): Promise<void> {
     if (!(await repo.deleteDevice(this.db, deviceId))) throw notFound(DEVICE_NOT_FOUND)
+    for (const listener of this.deletedListeners) listener(deviceId)
+  }
+
+  /** Runs `listener` after a device is deleted (caches of other modules forget it). */
+  onDeleted(listener: (deviceId: string) => void): void {
+    this.deletedListeners.push(listener)
+  }
+
+  /** Internal id and configuration of each registered device among `deviceIds` (one query). */
+  async lookupMany(
+    deviceIds: string[],
+  ): Promise<Map<string, { pk: number; config: Record<string, unknown> }>> {
+    const found = new Map<string, { pk: number; config: Record<string, unknown> }>()
+    if (deviceIds.length === 0) return found
+    const rows = await this.db
+      .selectFrom('devices')
+      .select(['id', 'device_id', 'config'])
+      .where('device_id', 'in', deviceIds)
+      .execute()
+    for (const r of rows) found.set(r.device_id, { pk: Number(r.id), config: r.config ?? {} })
+    return found
+  }
+
+  /** The configuration a device runs with, by internal id (undefined when it is gone). */
+  async configByPk(devicePk: number): Promise<Record<string, unknown> | undefined> {
+    const row = await this.db
+      .selectFrom('devices')
+      .select('config')
+      .where('id', '=', devicePk)
+      .executeTakeFirst()
+    return row?.config
+  }
+
+  /** Registers unknown devices seen on MQTT (UNKNOWN_DEVICE_POLICY=auto_register). */
+  async autoRegister(deviceIds: string[]): Promise<void> {
+    for (const device_id of deviceIds) {
+      try {
+        await this.create({ device_id, device_name: device_id, metadata: { auto_registered: true } })
+      } catch (error) {
+        if (!(error instanceof AppError && error.statusCode === 409)) throw error
+      }
+    }
+  }
+
+  /** Records what the ingest saw in one batch; returns the devices whose connection status changed. */
+  recordActivity(updates: DeviceActivity[]) {
+    return applyActivity(this.db, updates)
+  }
+
+  /** Marks silent devices offline (REQ-ONLINE-001) and returns them. */
+  markSilentOffline(now = new Date()) {
+    return markSilentOffline(this.db, now)
   }
 
   /** A manual heartbeat: the device is seen now, hence online. */

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { FileMigrationProvider, type Kysely, Migrator } from 'kysely'
+import { FileMigrationProvider, type Kysely, Migrator, sql } from 'kysely'
 
 /** migrations/ at the repository root, or dist/migrations when running the compiled build. */
 export const migrationFolder = fileURLToPath(new URL('../../../migrations', import.meta.url))
@@ -11,9 +11,12 @@ export async function migrateToLatest(
   // biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema
   db: Kysely<any>,
 ): Promise<string[]> {
+  // Name the schema explicitly: Kysely otherwise finds its lock table in any schema of the database.
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
   const migrator = new Migrator({
     db,
     provider: new FileMigrationProvider({ fs, path, migrationFolder }),
+    migrationTableSchema: rows[0]?.schema ?? 'public',
   })
   const { error, results } = await migrator.migrateToLatest()
   const failed = results?.find((r) => r.status === 'Error')

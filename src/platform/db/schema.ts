@@ -59,16 +59,77 @@ export interface DeviceCommandsTable {
   updated_at: Timestamp
 }
 
+export interface DeviceKeysTable {
+  device_pk: number
+  command_key: string
+  created_at: Timestamp
+  rotated_at: NullableTimestamp
+}
+
 export interface DeviceSeqTrackingTable {
   device_pk: number
   state: Json
   updated_at: Timestamp
 }
 
+export interface TelemetryTable {
+  device_pk: number
+  t0: Timestamp
+  seq: number
+  n: number
+  step_ms: number | null
+  offsets_ms: number[] | null
+  voltage_dc: (number | null)[] | null
+  current_dc: (number | null)[] | null
+  voltage_ac: (number | null)[] | null
+  current_ac: (number | null)[] | null
+  frequency: (number | null)[] | null
+  pf: (number | null)[] | null
+  thd_v: (number | null)[] | null
+  thd_i: (number | null)[] | null
+  temperature: (number | null)[] | null
+  battery: (number | null)[] | null
+  other: JSONColumnType<Record<string, (number | null)[]> | null, string | null, string | null>
+  flags: Generated<number>
+}
+
+export interface SeqGapsTable {
+  id: Generated<number>
+  device_pk: number
+  from_seq: number
+  to_seq: number
+  from_ts: Timestamp
+  to_ts: Timestamp
+  created_at: Timestamp
+}
+
+export interface EnergyIntervalsTable {
+  device_pk: number
+  start: Timestamp
+  interval_s: number
+  import_wh: number
+  export_wh: number
+  apparent_vah: number | null
+  reactive_varh: number | null
+  covered_ms: number
+  updated_at: Timestamp
+}
+
+export interface EnergyDirtyTable {
+  device_pk: number
+  start: Timestamp
+  marked_at: Timestamp
+}
+
 export interface Database {
+  telemetry: TelemetryTable
+  seq_gaps: SeqGapsTable
+  energy_intervals: EnergyIntervalsTable
+  energy_dirty: EnergyDirtyTable
   devices: DevicesTable
   device_configs: DeviceConfigsTable
   device_alerts: DeviceAlertsTable
   device_commands: DeviceCommandsTable
+  device_keys: DeviceKeysTable
   device_seq_tracking: DeviceSeqTrackingTable
 }

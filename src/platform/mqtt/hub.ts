@@ -94,7 +94,10 @@ export class MqttHub {
     return { delivered, failed }
   }
 
+  /** Ends every connection: gracefully when connected, at once otherwise (queued packets would wait forever). */
   async close(): Promise<void> {
-    await Promise.all(this.links.map((link) => link.client.endAsync().catch(() => undefined)))
+    await Promise.all(
+      this.links.map((link) => link.client.endAsync(!link.client.connected).catch(() => undefined)),
+    )
   }
 }

@@ -1,0 +1,29 @@
+import type { Readable } from 'node:stream'
+
+export interface ArchiveObject {
+  key: string
+  size: number
+  lastModified: Date
+}
+
+/**
+ * Where raw messages are archived, one object per device, category and flush. Keys look like
+ * `{device_id}/{category}/{YYYY}/{MM}/{DD}/{HHmmssSSS}-{run}-{n}.ndjson`, so their lexical order
+ * within a category is their time order. Adapters: filesystem (here), S3 (later).
+ */
+export interface ArchiveStore {
+  readonly name: string
+  put(key: string, body: Buffer): Promise<void>
+  /** Objects whose key starts with `prefix`, newest first, at most `limit`. */
+  list(prefix: string, limit: number): Promise<ArchiveObject[]>
+  /** A stream of the object, or undefined when there is none. */
+  get(key: string): Promise<{ body: Readable; size: number } | undefined>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export const CATEGORIES = ['telemetry', 'hello', 'status', 'command_ack', 'ota_status'] as const
+export type Category = (typeof CATEGORIES)[number]
+
+/** The part of a key after `{device_id}/{category}/`: its time order across categories. */
+export const timePart = (key: string) => key.split('/').slice(2).join('/')

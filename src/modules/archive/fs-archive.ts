@@ -1,0 +1,94 @@
+import { createReadStream } from 'node:fs'
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, sep } from 'node:path'
+import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
+import { timePart } from './archive-store.ts'
+
+/** Archive objects as files under a root directory (DATA_DIR/archive), written atomically. */
+export class FsArchiveStore implements ArchiveStore {
+  readonly name = 'filesystem'
+  private tmpCounter = 0
+
+  constructor(private readonly root: string) {}
+
+  private path(key: string): string {
+    if (key.includes('..') || key.startsWith('/')) throw new Error('invalid archive key')
+    return join(this.root, ...key.split('/'))
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    const path = this.path(key)
+    await mkdir(dirname(path), { recursive: true })
+    const tmp = `${path}.${process.pid}.${this.tmpCounter++}.tmp`
+    await writeFile(tmp, body)
+    await rename(tmp, path)
+  }
+
+  async list(prefix: string, limit: number): Promise<ArchiveObject[]> {
+    // Walk from the deepest directory the prefix names fully, newest (lexically last) entries first.
+    const parts = prefix.split('/')
+    const partial = parts.pop() ?? ''
+    const baseKey = parts.join('/')
+    const found: string[] = []
+    const deviceLevel = parts.length === 1
+    if (deviceLevel) {
+      // Under a device, each category is walked on its own and the results merged by time.
+      for (const category of await this.entries(baseKey)) {
+        if (!category.startsWith(partial)) continue
+        const keys: string[] = []
+        await this.walk(`${baseKey}/${category}`, '', limit, keys)
+        found.push(...keys)
+      }
+      found.sort((a, b) => (timePart(a) < timePart(b) ? 1 : timePart(a) > timePart(b) ? -1 : 0))
+    } else {
+      await this.walk(baseKey, partial, limit, found)
+    }
+    const keys = found.slice(0, limit)
+    return Promise.all(
+      keys.map(async (key) => {
+        const s = await stat(this.path(key))
+        return { key, size: s.size, lastModified: s.mtime }
+      }),
+    )
+  }
+
+  /** Appends up to `limit` file keys under `dirKey` (entries starting with `partial`), newest first. */
+  private async walk(dirKey: string, partial: string, limit: number, out: string[]): Promise<void> {
+    for (const name of await this.entries(dirKey)) {
+      if (out.length >= limit) return
+      if (!name.startsWith(partial) || name.endsWith('.tmp')) continue
+      const key = dirKey ? `${dirKey}/${name}` : name
+      if (name.endsWith('.ndjson')) out.push(key)
+      else await this.walk(key, '', limit, out)
+    }
+  }
+
+  private async entries(dirKey: string): Promise<string[]> {
+    try {
+      const names = await readdir(dirKey ? this.path(dirKey) : this.root)
+      return names.sort().reverse()
+    } catch {
+      return []
+    }
+  }
+
+  async get(key: string) {
+    try {
+      const path = this.path(key)
+      const s = await stat(path)
+      if (!s.isFile()) return undefined
+      return { body: createReadStream(path), size: s.size }
+    } catch {
+      return undefined
+    }
+  }
+
+  async ping(): Promise<void> {
+    await mkdir(this.root, { recursive: true })
+    await stat(this.root)
+  }
+
+  async close(): Promise<void> {}
+}
+
+export const archiveRoot = (dataDir: string) => join(dataDir, 'archive') + sep

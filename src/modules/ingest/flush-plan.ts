@@ -1,0 +1,159 @@
+import { type Datagram, toDatagram } from '../telemetry/index.ts'
+import type { ParseLimits } from './parse-message.ts'
+import { type Category, type ParsedMessage, parseMessage, Rejected } from './parse-message.ts'
+import { type MissingRange, rangeLength, type SeqWindow } from './seq-window.ts'
+
+/** A journaled message waiting to be stored. */
+export interface PendingRecord {
+  id: number
+  topic: string
+  payload: Buffer
+  receivedAt: number
+  /** Read back from the journal at start: it may have been stored before the crash. */
+  replayed?: boolean
+}
+
+export interface DeviceRef {
+  pk: number
+  deviceId: string
+}
+
+/** Everything one batch must write, computed once; executing it is idempotent and retried. */
+export interface FlushPlan {
+  lastId: number
+  size: number
+  accepted: Map<Category, number>
+  duplicates: number
+  rejected: Rejected[]
+  datagrams: Datagram[]
+  /** Archive lines with the journal id and arrival time of their message. */
+  archive: { id: number; deviceId: string; category: Category; line: string; receivedAt: number }[]
+  activity: Map<
+    number,
+    { devicePk: number; lastSeen: Date; fwVersion?: string; connection?: 'online' | 'offline' }
+  >
+  acks: { deviceId: string; ack: Extract<ParsedMessage, { category: 'command_ack' }>['ack'] }[]
+  otas: { deviceId: string; ota: Extract<ParsedMessage, { category: 'ota_status' }>['ota'] }[]
+  hellos: { deviceId: string; fwVersion: string; uptimeS: number }[]
+  gaps: (MissingRange & DeviceRef & { count: number })[]
+  windows: Map<number, SeqWindow>
+  touched: Set<number>
+}
+
+export interface PlanContext {
+  now: number
+  limits: ParseLimits
+  graceMs: number
+  /** Registered devices among the batch's ids (after the unknown-device policy ran). */
+  resolve: (deviceIds: string[]) => Promise<Map<string, number>>
+  /** The dedup windows of these devices (cached or loaded). */
+  windowsOf: (pks: number[]) => Promise<Map<number, SeqWindow>>
+  /** Devices with holes still inside their grace period, to be checked for expiry. */
+  holes: Set<number>
+  deviceIdOf: (pk: number) => string | undefined
+}
+
+/** Parses, resolves and deduplicates a batch, and gathers what must be stored. */
+export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promise<FlushPlan> {
+  const plan: FlushPlan = {
+    lastId: batch.length > 0 ? (batch[batch.length - 1] as PendingRecord).id : 0,
+    size: batch.length,
+    accepted: new Map(),
+    duplicates: 0,
+    rejected: [],
+    datagrams: [],
+    archive: [],
+    activity: new Map(),
+    acks: [],
+    otas: [],
+    hellos: [],
+    gaps: [],
+    windows: new Map(),
+    touched: new Set(),
+  }
+  const parsed: { message: ParsedMessage; record: PendingRecord }[] = []
+  for (const record of batch) {
+    const result = parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
+    if (result instanceof Rejected) plan.rejected.push(result)
+    else parsed.push({ message: result, record })
+  }
+  const pks = await ctx.resolve([...new Set(parsed.map((p) => p.message.deviceId))])
+  const known = parsed.filter((p) => {
+    if (pks.has(p.message.deviceId)) return true
+    plan.rejected.push(new Rejected('unknown_device', 'device is not registered', p.message.deviceId))
+    return false
+  })
+  const windows = await ctx.windowsOf([...new Set(known.map((p) => pks.get(p.message.deviceId) as number))])
+  plan.windows = windows
+
+  for (const { message, record } of known) {
+    const pk = pks.get(message.deviceId) as number
+    const window = windows.get(pk) as SeqWindow
+    plan.touched.add(pk)
+    if (message.category === 'status' && message.status === 'online') window.noteOnline()
+    if (message.category === 'hello') window.noteUptime(message.uptimeS)
+    const v1 = message.category === 'telemetry' && message.v1
+    if (message.seq !== null && !v1 && window.check(message.seq, message.ts, ctx.now) === 'duplicate') {
+      plan.duplicates++
+      // Replayed after a crash, a "copy" may be the very message whose archive line was not yet
+      // written: archive it again rather than lose it (the store is idempotent, the archive appends).
+      if (record.replayed) archiveLine(plan, message, record)
+      continue
+    }
+    take(plan, message, record, pk)
+  }
+
+  for (const pk of new Set([...plan.touched, ...ctx.holes])) {
+    const window = windows.get(pk) ?? (await ctx.windowsOf([pk])).get(pk)
+    if (!window) continue
+    plan.windows.set(pk, window)
+    const deviceId = ctx.deviceIdOf(pk)
+    for (const range of window.takeExpired(ctx.now, ctx.graceMs)) {
+      if (deviceId) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
+    }
+  }
+  return plan
+}
+
+/** Adds one accepted message to the plan. */
+function take(plan: FlushPlan, message: ParsedMessage, record: PendingRecord, pk: number): void {
+  plan.accepted.set(message.category, (plan.accepted.get(message.category) ?? 0) + 1)
+  archiveLine(plan, message, record)
+
+  const seen = plan.activity.get(pk) ?? { devicePk: pk, lastSeen: new Date(record.receivedAt) }
+  if (record.receivedAt > seen.lastSeen.getTime()) seen.lastSeen = new Date(record.receivedAt)
+  seen.connection = message.category === 'status' ? message.status : 'online'
+  plan.activity.set(pk, seen)
+
+  switch (message.category) {
+    case 'telemetry':
+      plan.datagrams.push(toDatagram(pk, message.deviceId, message.seq ?? -1, message.measurements))
+      break
+    case 'hello':
+      seen.fwVersion = message.fwVersion
+      plan.hellos.push({ deviceId: message.deviceId, fwVersion: message.fwVersion, uptimeS: message.uptimeS })
+      break
+    case 'command_ack':
+      plan.acks.push({ deviceId: message.deviceId, ack: message.ack })
+      break
+    case 'ota_status':
+      plan.otas.push({ deviceId: message.deviceId, ota: message.ota })
+      break
+    case 'status':
+      break
+  }
+}
+
+function archiveLine(plan: FlushPlan, message: ParsedMessage, record: PendingRecord): void {
+  plan.archive.push({
+    id: record.id,
+    deviceId: message.deviceId,
+    category: message.category,
+    receivedAt: record.receivedAt,
+    line: JSON.stringify({
+      received_at: new Date(record.receivedAt).toISOString(),
+      topic: record.topic,
+      message: message.body,
+    }),
+  })
+}

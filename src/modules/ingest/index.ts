@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { FastifyPluginAsync } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Config } from '../../config.ts'
+import type { Database } from '../../platform/db/index.ts'
+import type { AlertsService } from '../alerts/index.ts'
+import type { ArchiveStore } from '../archive/index.ts'
+import type { DevicesService } from '../devices/index.ts'
+import type { TelemetryService } from '../telemetry/index.ts'
+import { createIngestMetrics } from './ingest-metrics.ts'
+import { subscribeExternal, tapEmbedded } from './intake.ts'
+import { Journal } from './journal.ts'
+import { LivenessSweeper } from './liveness.ts'
+import { IngestPipeline } from './pipeline.ts'
+import { type CommandSink, PlanEffects } from './plan-effects.ts'
+
+export { INGEST_TOPICS } from './intake.ts'
+export type { CommandSink } from './plan-effects.ts'
+
+export interface IngestModuleOptions {
+  config: Config
+  db: Kysely<Database>
+  devices: DevicesService
+  alerts: AlertsService
+  telemetry: TelemetryService
+  archive: ArchiveStore
+  commands?: CommandSink
+}
+
+/**
+ * Builds the ingest module: the MQTT intake (embedded broker tap or external subscriptions),
+ * the journal, the batching pipeline, and the liveness sweeper.
+ */
+export function createIngestModule(o: IngestModuleOptions) {
+  const plugin: FastifyPluginAsync = async (app) => {
+    const { config } = o
+    const metrics = createIngestMetrics(app.metrics.client, app.metrics.client.register)
+    const journal = new Journal(join(config.DATA_DIR, 'journal'))
+    const replayed = journal.open()
+    const effects = new PlanEffects({
+      archive: o.archive,
+      telemetry: o.telemetry,
+      devices: o.devices,
+      alerts: o.alerts,
+      commands: o.commands,
+      log: app.log,
+      runId: randomBytes(3).toString('hex'),
+      archiveFlushMs: config.ARCHIVE_FLUSH_MS,
+    })
+    const pipeline = new IngestPipeline({
+      config,
+      db: o.db,
+      journal,
+      metrics,
+      log: app.log.child({ module: 'ingest' }),
+      effects,
+      limits: { maxBytes: 64 * 1024, maxFutureMs: 24 * 3600_000, maxPastMs: 365 * 24 * 3600_000 },
+      lookup: async (ids) => {
+        let found = await o.devices.lookupMany(ids)
+        if (config.UNKNOWN_DEVICE_POLICY === 'auto_register') {
+          const unknown = ids.filter((id) => !found.has(id))
+          if (unknown.length > 0) {
+            await o.devices.autoRegister(unknown)
+            found = await o.devices.lookupMany(ids)
+          }
+        }
+        return new Map([...found].map(([id, d]) => [id, d.pk]))
+      },
+    })
+    o.devices.onRegistered(async (device) => pipeline.forget(device.id))
+
+    const sweeper = new LivenessSweeper(o.devices, o.alerts, app.log, async () => {
+      const counts = await o.devices.counts()
+      metrics.devicesOnline.set(counts.connection.online)
+      for (const link of app.mqtt.links)
+        metrics.mqttConnected.set({ broker: link.name }, link.client.connected ? 1 : 0)
+    })
+
+    app.readiness.add('ingest', () => {
+      if (pipeline.failure) {
+        const seconds = Math.round((Date.now() - pipeline.failure.since) / 1000)
+        throw new Error(`storing failed for ${seconds} s: ${pipeline.failure.error.message}`)
+      }
+    })
+
+    pipeline.start(replayed)
+    if (app.embeddedBroker) tapEmbedded(app.embeddedBroker.aedes, pipeline)
+    else subscribeExternal(app.mqtt, pipeline)
+    sweeper.start(config.LIVENESS_SWEEP_MS)
+
+    // preClose runs before any onClose: the database and the broker are still there to drain into.
+    app.addHook('preClose', async () => {
+      await sweeper.stop()
+      await pipeline.stop(Math.max(500, config.SHUTDOWN_TIMEOUT_MS - 2000))
+    })
+  }
+  return { plugin }
+}

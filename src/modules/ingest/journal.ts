@@ -1,0 +1,144 @@
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
+
+/** One message as it arrived, before anything else happened to it. */
+export interface JournalRecord {
+  id: number
+  topic: string
+  payload: Buffer
+  receivedAt: number
+}
+
+// Record layout: u32 body length | u32 crc32(body) | body = u16 topic length, topic, f64 receivedAt, payload.
+const HEADER = 8
+
+/**
+ * The ingest journal: every message is appended here with a synchronous write before the broker
+ * (or, with the embedded broker, the device) gets its acknowledgement, so a kill -9 loses nothing
+ * that was acknowledged: the page cache outlives the process and the records are replayed at start.
+ * Segments whose records are all stored ("settled") are deleted.
+ */
+export class Journal {
+  private fd = -1
+  private segmentFirstId = 0
+  private segmentBytes = 0
+  private nextId = 1
+  /** Closed segments by their first id, with the last id they hold. */
+  private readonly closed = new Map<number, { path: string; lastId: number }>()
+
+  constructor(
+    private readonly dir: string,
+    private readonly maxSegmentBytes = 64 * 1024 * 1024,
+  ) {}
+
+  /** Opens the journal and returns every record of earlier runs, oldest first, for replay. */
+  open(): JournalRecord[] {
+    mkdirSync(this.dir, { recursive: true })
+    const files = readdirSync(this.dir)
+      .filter((f) => /^segment-\d+\.log$/.test(f))
+      .sort((a, b) => segmentId(a) - segmentId(b))
+    const records: JournalRecord[] = []
+    for (const file of files) {
+      const path = join(this.dir, file)
+      const found = readSegment(path, segmentId(file))
+      if (found.length === 0) {
+        unlinkSync(path)
+        continue
+      }
+      records.push(...found)
+      const lastId = (found[found.length - 1] as JournalRecord).id
+      this.closed.set(segmentId(file), { path, lastId })
+      this.nextId = Math.max(this.nextId, lastId + 1)
+    }
+    this.startSegment()
+    return records
+  }
+
+  private startSegment(): void {
+    if (this.fd >= 0) {
+      closeSync(this.fd)
+      this.closed.set(this.segmentFirstId, {
+        path: this.segmentPath(this.segmentFirstId),
+        lastId: this.nextId - 1,
+      })
+    }
+    this.segmentFirstId = this.nextId
+    this.fd = openSync(this.segmentPath(this.segmentFirstId), 'a')
+    this.segmentBytes = fstatSync(this.fd).size
+  }
+
+  private segmentPath(firstId: number): string {
+    return join(this.dir, `segment-${String(firstId).padStart(15, '0')}.log`)
+  }
+
+  /** Appends a message durably (for a process crash) and returns its id. */
+  append(topic: string, payload: Buffer, receivedAt: number): number {
+    const topicBytes = Buffer.from(topic)
+    const body = Buffer.allocUnsafe(2 + topicBytes.length + 8 + payload.length)
+    body.writeUInt16BE(topicBytes.length, 0)
+    topicBytes.copy(body, 2)
+    body.writeDoubleBE(receivedAt, 2 + topicBytes.length)
+    payload.copy(body, 10 + topicBytes.length)
+    const header = Buffer.allocUnsafe(HEADER)
+    header.writeUInt32BE(body.length, 0)
+    header.writeUInt32BE(crc32(body), 4)
+    writeSync(this.fd, Buffer.concat([header, body]))
+    this.segmentBytes += HEADER + body.length
+    const id = this.nextId++
+    if (this.segmentBytes >= this.maxSegmentBytes) this.startSegment()
+    return id
+  }
+
+  /** Every record up to and including `id` is stored: delete the segments that hold only such. */
+  settle(id: number): void {
+    for (const [firstId, segment] of this.closed) {
+      if (segment.lastId <= id) {
+        unlinkSync(segment.path)
+        this.closed.delete(firstId)
+      }
+    }
+    // The open segment, once fully settled and large enough, is rotated so it can go too.
+    if (this.nextId - 1 <= id && this.segmentBytes > 1024 * 1024) this.startSegment()
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd)
+    this.fd = -1
+  }
+}
+
+const segmentId = (file: string) => Number(/(\d+)/.exec(file)?.[1])
+
+/** Reads a segment's records; stops at a torn or corrupt tail (a write cut short by a crash). */
+function readSegment(path: string, firstId: number): JournalRecord[] {
+  const data = readFileSync(path)
+  const records: JournalRecord[] = []
+  let offset = 0
+  let id = firstId
+  while (offset + HEADER <= data.length) {
+    const length = data.readUInt32BE(offset)
+    const sum = data.readUInt32BE(offset + 4)
+    if (offset + HEADER + length > data.length) break
+    const body = data.subarray(offset + HEADER, offset + HEADER + length)
+    if (crc32(body) !== sum) break
+    const topicLength = body.readUInt16BE(0)
+    records.push({
+      id: id++,
+      topic: body.subarray(2, 2 + topicLength).toString(),
+      receivedAt: body.readDoubleBE(2 + topicLength),
+      payload: Buffer.from(body.subarray(10 + topicLength)),
+    })
+    offset += HEADER + length
+  }
+  return records
+}

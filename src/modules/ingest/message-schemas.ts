@@ -1,0 +1,86 @@
+import { Type } from 'typebox'
+import { Compile } from 'typebox/compile'
+
+/** Wire schemas of device → server messages (PROTOCOL.md v2), compiled once. */
+const DeviceIdField = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })
+const TimeField = Type.String({ minLength: 20, maxLength: 35 })
+const Seq = Type.Integer({ minimum: 0, maximum: 4294967295 })
+const Uuid = Type.String({
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+})
+const Envelope = {
+  v: Type.Literal(2),
+  device_id: DeviceIdField,
+  ts: TimeField,
+  seq: Seq,
+}
+
+export const MAX_MEASUREMENTS = 200
+
+export const TelemetryV2 = Type.Object({
+  ...Envelope,
+  msg_type: Type.Literal('telemetry'),
+  measurements: Type.Array(
+    Type.Object({
+      ts: TimeField,
+      type: Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }),
+      val: Type.Number(),
+      unit: Type.Optional(Type.String({ maxLength: 16 })),
+    }),
+    { minItems: 1, maxItems: MAX_MEASUREMENTS },
+  ),
+})
+
+export const Hello = Type.Object({
+  ...Envelope,
+  msg_type: Type.Literal('hello'),
+  fw_version: Type.String({ pattern: '^\\d{1,4}\\.\\d{1,4}\\.\\d{1,6}([-+][0-9A-Za-z.-]{1,40})?$' }),
+  uptime_s: Type.Integer({ minimum: 0 }),
+  broker_connections: Type.Integer({ minimum: 0, maximum: 16 }),
+  buf_usage_pct: Type.Integer({ minimum: 0, maximum: 100 }),
+  temp_internal: Type.Optional(Type.Number()),
+})
+
+export const Status = Type.Object({
+  v: Type.Literal(2),
+  device_id: DeviceIdField,
+  ts: TimeField,
+  status: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
+  seq: Type.Optional(Seq),
+  msg_type: Type.Optional(Type.Literal('status')),
+})
+
+export const CommandAck = Type.Object({
+  ...Envelope,
+  msg_type: Type.Literal('command_ack'),
+  cmd_id: Uuid,
+  result: Type.Union(['accepted', 'rejected', 'error', 'unsupported'].map((r) => Type.Literal(r))),
+  detail: Type.Optional(Type.String({ maxLength: 2000 })),
+})
+
+export const OtaStatus = Type.Object({
+  ...Envelope,
+  msg_type: Type.Literal('ota_status'),
+  cmd_id: Uuid,
+  ota_state: Type.Union(
+    ['downloading', 'verifying', 'applying', 'success', 'failed'].map((r) => Type.Literal(r)),
+  ),
+  progress_pct: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+  fw_version_target: Type.Optional(Type.String({ maxLength: 64 })),
+  detail: Type.Optional(Type.String({ maxLength: 2000 })),
+})
+
+/** v1: a flat object with a timestamp, the device id, and numeric fields (one measurement each). */
+export const TelemetryV1 = Type.Object({
+  device_id: DeviceIdField,
+  timestamp: TimeField,
+})
+
+export const validators = {
+  telemetry: Compile(TelemetryV2),
+  hello: Compile(Hello),
+  status: Compile(Status),
+  command_ack: Compile(CommandAck),
+  ota_status: Compile(OtaStatus),
+  telemetry_v1: Compile(TelemetryV1),
+}

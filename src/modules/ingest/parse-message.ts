@@ -1,0 +1,217 @@
+import { parseIsoTime } from './iso-time.ts'
+import { MAX_MEASUREMENTS, validators } from './message-schemas.ts'
+
+export type Category = 'telemetry' | 'hello' | 'status' | 'command_ack' | 'ota_status'
+
+interface Base {
+  deviceId: string
+  category: Category
+  /** The envelope's ts, epoch ms. */
+  ts: number
+  /** Absent on status and v1 messages (never deduplicated). */
+  seq: number | null
+  /** The message as parsed, for the archive. */
+  body: Record<string, unknown>
+}
+
+export type ParsedMessage =
+  | (Base & { category: 'telemetry'; measurements: { t: number; type: string; val: number }[]; v1: boolean })
+  | (Base & { category: 'hello'; fwVersion: string; uptimeS: number })
+  | (Base & { category: 'status'; status: 'online' | 'offline' })
+  | (Base & {
+      category: 'command_ack'
+      ack: {
+        cmd_id: string
+        result: 'accepted' | 'rejected' | 'error' | 'unsupported'
+        detail?: string
+        ts: string
+      }
+    })
+  | (Base & {
+      category: 'ota_status'
+      ota: {
+        cmd_id: string
+        ota_state: 'downloading' | 'verifying' | 'applying' | 'success' | 'failed'
+        progress_pct?: number
+        fw_version_target?: string
+        detail?: string
+        ts: string
+      }
+    })
+
+export type RejectReason =
+  | 'topic'
+  | 'too_large'
+  | 'json'
+  | 'schema'
+  | 'device_mismatch'
+  | 'timestamp'
+  | 'not_finite'
+  | 'too_many_measurements'
+  | 'unknown_device'
+
+export class Rejected {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+    readonly deviceId?: string,
+  ) {}
+}
+
+const TOPIC = /^iot\/([A-Za-z0-9_.-]{1,64})\/(telemetry|hello|status|command\/ack|ota\/status)$/
+const CATEGORY_OF: Record<string, Category> = {
+  telemetry: 'telemetry',
+  hello: 'hello',
+  status: 'status',
+  'command/ack': 'command_ack',
+  'ota/status': 'ota_status',
+}
+
+/** The device id and category a topic names, or undefined when it is not a device topic. */
+export function parseTopic(topic: string): { deviceId: string; category: Category } | undefined {
+  const m = TOPIC.exec(topic)
+  return m ? { deviceId: m[1] as string, category: CATEGORY_OF[m[2] as string] as Category } : undefined
+}
+
+export interface ParseLimits {
+  maxBytes: number
+  /** How far a timestamp may lie in the future / past, ms. */
+  maxFutureMs: number
+  maxPastMs: number
+}
+
+function firstError(
+  validator: { Errors(v: unknown): Iterable<{ instancePath: string; message: string }> },
+  v: unknown,
+) {
+  for (const e of validator.Errors(v)) return `${e.instancePath || '/'} ${e.message}`
+  return 'invalid'
+}
+
+/**
+ * Turns a raw MQTT message into a checked message, or says precisely why not.
+ * Never throws: whatever arrives, the answer is a ParsedMessage or a Rejected.
+ */
+export function parseMessage(
+  topic: string,
+  payload: Buffer,
+  now: number,
+  limits: ParseLimits,
+): ParsedMessage | Rejected {
+  const route = parseTopic(topic)
+  if (!route) return new Rejected('topic', `not a device topic: ${topic.slice(0, 100)}`)
+  const { deviceId, category } = route
+  if (payload.length > limits.maxBytes) {
+    return new Rejected('too_large', `${payload.length} bytes > ${limits.maxBytes}`, deviceId)
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(payload.toString('utf8'))
+  } catch {
+    return new Rejected('json', 'payload is not JSON', deviceId)
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return new Rejected('schema', 'payload must be a JSON object', deviceId)
+  }
+  const obj = body as Record<string, unknown>
+  if (category === 'telemetry' && !('v' in obj)) return parseV1(deviceId, obj, now, limits)
+
+  // Typed loosely on purpose: each branch below reads the fields its own schema guarantees.
+  const validator = validators[category] as unknown as {
+    Check(v: unknown): boolean
+    Errors(v: unknown): Iterable<{ instancePath: string; message: string }>
+  }
+  if (
+    category === 'telemetry' &&
+    Array.isArray(obj.measurements) &&
+    obj.measurements.length > MAX_MEASUREMENTS
+  ) {
+    return new Rejected('too_many_measurements', `${obj.measurements.length} > ${MAX_MEASUREMENTS}`, deviceId)
+  }
+  if (!validator.Check(obj)) return new Rejected('schema', firstError(validator, obj), deviceId)
+  if (obj.device_id !== deviceId) {
+    return new Rejected(
+      'device_mismatch',
+      `payload device_id "${obj.device_id}" ≠ topic "${deviceId}"`,
+      deviceId,
+    )
+  }
+  const ts = checkTime(obj.ts as string, now, limits)
+  if (typeof ts !== 'number') return new Rejected('timestamp', `ts: ${ts}`, deviceId)
+  const seq = typeof obj.seq === 'number' ? obj.seq : null
+  const base = { deviceId, ts, seq, body: obj }
+
+  switch (category) {
+    case 'telemetry': {
+      const measurements: { t: number; type: string; val: number }[] = []
+      for (const m of obj.measurements as { ts: string; type: string; val: number }[]) {
+        if (!Number.isFinite(m.val))
+          return new Rejected('not_finite', `${m.type} is not a finite number`, deviceId)
+        const t = checkTime(m.ts, now, limits)
+        if (typeof t !== 'number') return new Rejected('timestamp', `measurement ts: ${t}`, deviceId)
+        measurements.push({ t, type: m.type, val: m.val })
+      }
+      return { ...base, category, measurements, v1: false }
+    }
+    case 'hello':
+      return { ...base, category, fwVersion: obj.fw_version as string, uptimeS: obj.uptime_s as number }
+    case 'status':
+      return { ...base, seq: null, category, status: obj.status as 'online' | 'offline' }
+    case 'command_ack': {
+      const { cmd_id, result, detail } = obj as { cmd_id: string; result: 'accepted'; detail?: string }
+      return { ...base, category, ack: { cmd_id, result, detail, ts: obj.ts as string } }
+    }
+    case 'ota_status': {
+      const o = obj as Record<string, undefined>
+      return {
+        ...base,
+        category,
+        ota: {
+          cmd_id: o.cmd_id as unknown as string,
+          ota_state: o.ota_state as unknown as 'success',
+          progress_pct: o.progress_pct,
+          fw_version_target: o.fw_version_target,
+          detail: o.detail,
+          ts: obj.ts as string,
+        },
+      }
+    }
+  }
+}
+
+/** A timestamp within the accepted window, or the reason it is not. */
+function checkTime(text: string, now: number, limits: ParseLimits): number | string {
+  const t = parseIsoTime(text)
+  if (Number.isNaN(t)) return `"${text.slice(0, 40)}" is not an ISO 8601 time with a zone`
+  if (t > now + limits.maxFutureMs) return `${text} lies too far in the future`
+  if (t < now - limits.maxPastMs) return `${text} lies too far in the past`
+  return t
+}
+
+/** Version 1: `{timestamp, device_id, <name>: number, ...}`; each numeric field is one measurement. */
+function parseV1(deviceId: string, obj: Record<string, unknown>, now: number, limits: ParseLimits) {
+  if (!validators.telemetry_v1.Check(obj)) {
+    return new Rejected('schema', `v1: ${firstError(validators.telemetry_v1, obj)}`, deviceId)
+  }
+  if (obj.device_id !== deviceId) {
+    return new Rejected(
+      'device_mismatch',
+      `payload device_id "${obj.device_id}" ≠ topic "${deviceId}"`,
+      deviceId,
+    )
+  }
+  const ts = checkTime(obj.timestamp as string, now, limits)
+  if (typeof ts !== 'number') return new Rejected('timestamp', `timestamp: ${ts}`, deviceId)
+  const measurements: { t: number; type: string; val: number }[] = []
+  for (const [key, value] of Object.entries(obj)) {
+    if (typeof value !== 'number') continue
+    if (!/^[a-z][a-z0-9_]{0,31}$/.test(key))
+      return new Rejected('schema', `v1: field name "${key.slice(0, 40)}"`, deviceId)
+    if (!Number.isFinite(value)) return new Rejected('not_finite', `${key} is not finite`, deviceId)
+    measurements.push({ t: ts, type: key, val: value })
+  }
+  if (measurements.length === 0) return new Rejected('schema', 'v1: no numeric field', deviceId)
+  if (measurements.length > MAX_MEASUREMENTS)
+    return new Rejected('too_many_measurements', `${measurements.length}`, deviceId)
+  return { deviceId, category: 'telemetry' as const, ts, seq: null, body: obj, measurements, v1: true }
+}

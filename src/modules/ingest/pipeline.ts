@@ -1,0 +1,266 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Config } from '../../config.ts'
+import type { Database } from '../../platform/db/index.ts'
+import { type FlushPlan, type PendingRecord, planFlush } from './flush-plan.ts'
+import type { IngestMetrics } from './ingest-metrics.ts'
+import type { Journal } from './journal.ts'
+import { Lru } from './lru.ts'
+import type { ParseLimits } from './parse-message.ts'
+import type { PlanEffects } from './plan-effects.ts'
+import { RateLimitedLog } from './rate-limited-log.ts'
+import { loadSeqStates, saveSeqStates } from './seq-state-repository.ts'
+import { SeqWindow } from './seq-window.ts'
+
+type Done = () => void
+
+export interface PipelineOptions {
+  config: Config
+  db: Kysely<Database>
+  journal: Journal
+  metrics: IngestMetrics
+  log: FastifyBaseLogger
+  limits: ParseLimits
+  effects: PlanEffects
+  /** Registered devices among these ids, after the unknown-device policy ran (one query per batch). */
+  lookup: (deviceIds: string[]) => Promise<Map<string, number>>
+}
+
+const MAX_BACKOFF_MS = 5000
+
+/**
+ * The ingest's core. `accept` journals a message and acknowledges it at once (the journal makes
+ * it durable); a single flush loop then stores journaled messages in batches: parse, dedup,
+ * archive, time series, registry, side effects, and the dedup state last — so a crash at any point
+ * replays the batch from the journal against the state before it. A failing store is retried with
+ * backoff while intake pauses at INGEST_MAX_INFLIGHT (acknowledgements are held, not buffered).
+ */
+export class IngestPipeline {
+  private pending: PendingRecord[] = []
+  private readonly held: { topic: string; payload: Buffer; done: Done }[] = []
+  private inFlush = 0
+  private flushing = false
+  private timer: NodeJS.Timeout | undefined
+  private stopping = false
+  private readonly windows: Lru<number, SeqWindow>
+  private readonly deviceIds: Lru<number, string>
+  private readonly holes = new Set<number>()
+  private storedUpTo = 0
+  private settledId = 0
+  private readonly rejectLog: RateLimitedLog
+  /** The error of the last failed store attempt, until a batch succeeds again. */
+  failure: { error: Error; since: number } | null = null
+
+  constructor(private readonly o: PipelineOptions) {
+    this.windows = new Lru(o.config.DEVICE_CACHE_MAX)
+    this.deviceIds = new Lru(o.config.DEVICE_CACHE_MAX)
+    this.rejectLog = new RateLimitedLog(o.log, 10_000)
+  }
+
+  /** Replays what an earlier run journaled but did not store, then starts the flush loop. */
+  start(replayed: PendingRecord[]): void {
+    if (replayed.length > 0) this.o.log.info({ records: replayed.length }, 'replaying ingest journal')
+    this.pending.push(...replayed.map((r) => ({ ...r, replayed: true })))
+    this.schedule(0)
+  }
+
+  /** Journaled messages not yet stored, including archive lines not yet written. */
+  get inflight(): number {
+    return this.pending.length + this.inFlush + this.o.effects.archive.buffered
+  }
+
+  /** Takes one message from a broker (or a device on the embedded broker); `done` acknowledges it. */
+  accept(topic: string, payload: Buffer, done: Done): void {
+    if (this.stopping) return // left unacknowledged: the broker delivers it again after the restart
+    this.o.metrics.received.inc()
+    if (this.inflight >= this.o.config.INGEST_MAX_INFLIGHT || this.held.length > 0) {
+      this.held.push({ topic, payload, done })
+      this.o.metrics.paused.set(1)
+      return
+    }
+    this.journalAndAck(topic, payload, done)
+  }
+
+  private journalAndAck(topic: string, payload: Buffer, done: Done): void {
+    const receivedAt = Date.now()
+    const id = this.o.journal.append(topic, payload, receivedAt)
+    this.pending.push({ id, topic, payload, receivedAt })
+    done()
+    if (this.pending.length >= this.o.config.INGEST_BATCH_MAX) this.schedule(0)
+  }
+
+  /** Lets held messages in while there is room. */
+  private release(): void {
+    while (this.held.length > 0 && this.inflight < this.o.config.INGEST_MAX_INFLIGHT) {
+      const next = this.held.shift() as { topic: string; payload: Buffer; done: Done }
+      this.journalAndAck(next.topic, next.payload, next.done)
+    }
+    if (this.held.length === 0) this.o.metrics.paused.set(0)
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopping && delay > 0) return
+    if (this.timer) {
+      if (delay > 0) return
+      clearTimeout(this.timer)
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      void this.flushLoop()
+    }, delay)
+  }
+
+  private async flushLoop(): Promise<void> {
+    if (this.flushing) return
+    this.flushing = true
+    try {
+      while (this.pending.length > 0 || this.holes.size > 0) {
+        const batch = this.pending.splice(0, this.o.config.INGEST_BATCH_MAX)
+        this.inFlush = batch.length
+        const stored = await this.storeWithRetry(batch)
+        this.inFlush = 0
+        if (!stored) {
+          this.pending.unshift(...batch)
+          break
+        }
+        this.release()
+        if (batch.length === 0) break
+      }
+      await this.flushArchive(this.stopping)
+      this.release()
+    } finally {
+      this.flushing = false
+      this.o.metrics.inflight.set(this.inflight)
+      if (!this.stopping) this.schedule(this.o.config.INGEST_FLUSH_MS)
+    }
+  }
+
+  /** Plans and stores one batch, retrying with backoff; false only when stopping interrupts it. */
+  private async storeWithRetry(batch: PendingRecord[]): Promise<boolean> {
+    let backoff = 100
+    for (;;) {
+      const started = performance.now()
+      let plan: FlushPlan | undefined
+      try {
+        plan = await this.plan(batch)
+        await this.o.effects.execute(plan)
+        await saveSeqStates(
+          this.o.db,
+          [...plan.windows].filter(([, w]) => w.dirty).map(([pk, w]) => ({ pk, state: w.toState() })),
+        )
+        for (const w of plan.windows.values()) w.dirty = false
+        for (const a of plan.archive)
+          this.o.effects.archive.add(a.id, a.deviceId, a.category, a.line, a.receivedAt)
+        this.record(plan, performance.now() - started)
+        this.storedUpTo = Math.max(this.storedUpTo, plan.lastId)
+        await this.flushArchive(false)
+        this.failure = null
+        return true
+      } catch (error) {
+        // The saved dedup state is older than this batch: reload it so the retry plans afresh.
+        for (const pk of plan?.touched ?? []) this.windows.delete(pk)
+        if (plan) for (const pk of plan.windows.keys()) this.windows.delete(pk)
+        this.o.metrics.storeErrors.inc()
+        const err = error instanceof Error ? error : new Error(String(error))
+        this.failure ??= { error: err, since: Date.now() }
+        this.o.log.error(
+          { err, backoff_ms: backoff, batch: batch.length },
+          'storing a batch failed; retrying',
+        )
+        if (this.stopping) return false
+        await new Promise((r) => setTimeout(r, backoff))
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
+      }
+    }
+  }
+
+  /** Writes due archive objects, then lets the journal drop what is stored and archived. */
+  private async flushArchive(force: boolean): Promise<void> {
+    const archive = this.o.effects.archive
+    try {
+      await archive.flush(Date.now(), force)
+    } catch (error) {
+      this.o.log.error({ err: error }, 'archive write failed; will retry')
+    }
+    const settled = Math.min(this.storedUpTo, archive.pendingFromId - 1)
+    if (settled > this.settledId) {
+      this.o.journal.settle(settled)
+      this.settledId = settled
+    }
+  }
+
+  private plan(batch: PendingRecord[]): Promise<FlushPlan> {
+    return planFlush(batch, {
+      now: Date.now(),
+      limits: this.o.limits,
+      graceMs: this.o.config.INGEST_GAP_GRACE_MS,
+      holes: this.holes,
+      resolve: async (ids) => {
+        const found = await this.o.lookup(ids)
+        for (const [deviceId, pk] of found) this.deviceIds.set(pk, deviceId)
+        return found
+      },
+      windowsOf: (pks) => this.windowsOf(pks),
+      deviceIdOf: (pk) => this.deviceIds.get(pk),
+    })
+  }
+
+  private async windowsOf(pks: number[]): Promise<Map<number, SeqWindow>> {
+    const out = new Map<number, SeqWindow>()
+    const missing: number[] = []
+    for (const pk of pks) {
+      const w = this.windows.get(pk)
+      if (w) out.set(pk, w)
+      else missing.push(pk)
+    }
+    const states = await loadSeqStates(this.o.db, missing)
+    for (const pk of missing) {
+      const w = SeqWindow.fromState(this.o.config.INGEST_DEDUP_WINDOW, states.get(pk))
+      this.windows.set(pk, w)
+      out.set(pk, w)
+    }
+    return out
+  }
+
+  private record(plan: FlushPlan, ms: number): void {
+    const m = this.o.metrics
+    for (const [category, n] of plan.accepted) m.messages.inc({ type: category }, n)
+    if (plan.duplicates > 0) m.duplicates.inc(plan.duplicates)
+    for (const r of plan.rejected) {
+      m.rejected.inc({ reason: r.reason })
+      this.rejectLog.warn(
+        r.reason,
+        { reason: r.reason, device_id: r.deviceId, detail: r.detail },
+        'message rejected',
+      )
+    }
+    for (const g of plan.gaps) m.gaps.inc(g.count)
+    for (const [pk, w] of plan.windows) {
+      if (w.missing.length > 0) this.holes.add(pk)
+      else this.holes.delete(pk)
+    }
+    if (plan.size > 0) {
+      m.batchSize.observe(plan.size)
+      m.flushSeconds.observe(ms / 1000)
+    }
+  }
+
+  /** Forgets what is cached about a device (it was deleted). */
+  forget(pk: number): void {
+    this.windows.delete(pk)
+    this.deviceIds.delete(pk)
+    this.holes.delete(pk)
+  }
+
+  /** Stops taking messages and stores everything journaled, within `timeoutMs`. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true
+    if (this.timer) clearTimeout(this.timer)
+    const deadline = Date.now() + timeoutMs
+    while ((this.inflight > 0 || this.flushing) && Date.now() < deadline) {
+      if (!this.flushing) void this.flushLoop()
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    this.o.journal.close()
+  }
+}

@@ -1,0 +1,147 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { AlertsService } from '../alerts/index.ts'
+import type { ArchiveStore } from '../archive/index.ts'
+import type { DevicesService } from '../devices/index.ts'
+import type { TelemetryService } from '../telemetry/index.ts'
+import { ArchiveBuffer } from './archive-buffer.ts'
+import type { FlushPlan } from './flush-plan.ts'
+
+/** What the commands module takes from the ingest (acks, OTA progress, firmware seen in hellos). */
+export interface CommandSink {
+  handleAck(
+    deviceId: string,
+    ack: {
+      cmd_id: string
+      result: 'accepted' | 'rejected' | 'error' | 'unsupported'
+      detail?: string
+      ts: string
+    },
+  ): Promise<void>
+  handleOtaStatus(
+    deviceId: string,
+    ota: {
+      cmd_id: string
+      ota_state: 'downloading' | 'verifying' | 'applying' | 'success' | 'failed'
+      progress_pct?: number
+      fw_version_target?: string
+      detail?: string
+      ts: string
+    },
+  ): Promise<void>
+  handleHello(deviceId: string, fwVersion: string, uptimeS?: number): Promise<void>
+}
+
+export interface EffectsOptions {
+  archive: ArchiveStore
+  telemetry: TelemetryService
+  devices: DevicesService
+  alerts: AlertsService
+  commands?: CommandSink
+  log: FastifyBaseLogger
+  /** Distinguishes this process's archive objects from other replicas'. */
+  runId: string
+  archiveFlushMs: number
+}
+
+/**
+ * Carries out a flush plan. The stores come first and must succeed (an error fails the batch,
+ * which is retried); side effects on commands and alerts follow and are logged, not retried.
+ * Archive lines are taken by the pipeline into `archive` as the plan is made.
+ */
+export class PlanEffects {
+  readonly archive: ArchiveBuffer
+
+  constructor(private readonly o: EffectsOptions) {
+    this.archive = new ArchiveBuffer(o.archive, o.runId, o.archiveFlushMs)
+  }
+
+  async execute(plan: FlushPlan): Promise<void> {
+    await this.o.telemetry.ingest(plan.datagrams)
+    if (plan.gaps.length > 0) {
+      await this.o.telemetry.recordGaps(
+        plan.gaps.map((g) => ({
+          devicePk: g.pk,
+          fromSeq: g.from,
+          toSeq: g.to,
+          fromTs: g.fromTs,
+          toTs: g.toTs,
+        })),
+      )
+    }
+    const changes = await this.o.devices.recordActivity([...plan.activity.values()])
+    await this.sideEffects(plan, changes)
+  }
+
+  private async sideEffects(
+    plan: FlushPlan,
+    changes: { devicePk: number; deviceId: string; status: string }[],
+  ) {
+    const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn()
+      } catch (err) {
+        this.o.log.error({ err, what }, 'ingest side effect failed')
+      }
+    }
+    const { alerts, commands } = this.o
+    for (const c of changes) {
+      if (c.status === 'online')
+        await attempt('resolve offline', () => alerts.resolve(c.devicePk, 'device_offline'))
+      if (c.status === 'offline') {
+        await attempt('raise offline', () =>
+          alerts.raise({
+            device_pk: c.devicePk,
+            alert_type: 'device_offline',
+            severity: 'warning',
+            message: `${c.deviceId} went offline (last will)`,
+            details: { via: 'lwt' },
+          }),
+        )
+      }
+    }
+    if (commands) {
+      for (const { deviceId, ack } of plan.acks)
+        await attempt('command ack', () => commands.handleAck(deviceId, ack))
+      for (const { deviceId, ota } of plan.otas)
+        await attempt('ota status', () => commands.handleOtaStatus(deviceId, ota))
+      for (const { deviceId, fwVersion } of plan.hellos)
+        await attempt('hello', () => commands.handleHello(deviceId, fwVersion))
+    }
+    const outOfRange = new Map<
+      number,
+      { deviceId: string; items: { type: string; val: number; t: number }[] }
+    >()
+    for (const d of plan.datagrams) {
+      if (d.outOfRange.length === 0) continue
+      const entry = outOfRange.get(d.devicePk) ?? { deviceId: d.deviceId, items: [] }
+      entry.items.push(...d.outOfRange)
+      outOfRange.set(d.devicePk, entry)
+    }
+    for (const [pk, { deviceId, items }] of outOfRange) {
+      const first = items[0] as { type: string; val: number; t: number }
+      await attempt('out of range', () =>
+        alerts.raise({
+          device_pk: pk,
+          alert_type: 'out_of_range',
+          severity: 'warning',
+          message: `${deviceId}: ${first.type} = ${first.val} outside its range (${items.length} value(s) in this batch)`,
+          details: { values: items.slice(0, 20).map((i) => ({ ...i, t: new Date(i.t).toISOString() })) },
+        }),
+      )
+    }
+    const gapsByDevice = new Map<number, typeof plan.gaps>()
+    for (const g of plan.gaps) gapsByDevice.set(g.pk, [...(gapsByDevice.get(g.pk) ?? []), g])
+    for (const [pk, gaps] of gapsByDevice) {
+      const missing = gaps.reduce((n, g) => n + g.count, 0)
+      await attempt('sequence gap', () =>
+        alerts.raise({
+          device_pk: pk,
+          alert_type: 'sequence_gap',
+          severity: 'warning',
+          message: `${(gaps[0] as { deviceId: string }).deviceId}: ${missing} message(s) never arrived (seq ${gaps.map((g) => `${g.from}–${g.to}`).join(', ')})`,
+          details: { missing, ranges: gaps.map((g) => ({ from: g.from, to: g.to })) },
+        }),
+      )
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
+import type { Registry } from 'prom-client'
+import type { Config } from '../../config.ts'
+import type { DevicesService } from '../devices/index.ts'
+import type { KeyProvider } from './command-processor.ts'
+import { Fleet } from './fleet.ts'
+import type { SimulatorConfig } from './fleet-plan.ts'
+import { createSimulatorMetrics } from './metrics.ts'
+import { facadeRegistrar } from './registration.ts'
+import type { MeterTiming } from './simulated-meter.ts'
+
+export type { KeyProvider } from './command-processor.ts'
+export { canonicalJson, signCommand, verifyCommand } from './command-signature.ts'
+export { DutyCycle, type Phase } from './duty-cycle.ts'
+export { Fleet, type FleetStats } from './fleet.ts'
+export { type MeterConfig, type MeterIdentity, planFleet, type SimulatorConfig } from './fleet-plan.ts'
+export { MAX_MEASUREMENTS, type Measurement } from './messages.ts'
+export { activePower, MeterPhysics, type PhysicsSample } from './meter-physics.ts'
+export { mixSeed, SeededRandom } from './seeded-random.ts'
+export { SequenceCounter } from './sequence.ts'
+export type { SimulatedMeter } from './simulated-meter.ts'
+export { SUPPLY_SYSTEMS, type SupplySystem, type VoltageSystem } from './supply-systems.ts'
+
+export interface SimulatorModuleOptions {
+  config: SimulatorConfig
+  /** Every broker each meter publishes to (see simulatorBrokerUrls). */
+  brokerUrls: string[]
+  log: FastifyBaseLogger
+  /** The registry the metrics go on: the app's (fastify-metrics) in plugin mode. */
+  metrics?: Registry
+  /** Registers the meters before they connect; none = they are expected to be registered. */
+  devices?: Pick<DevicesService, 'find' | 'create'>
+  /** The command key of a device; without one, commands are accepted unverified. */
+  keyFor?: KeyProvider
+  /** Tests and load runs: a faster clock, shorter OTA steps and reboot downtime. */
+  timing?: Partial<MeterTiming>
+}
+
+/** The brokers of the process: MQTT_URL's list, or the embedded broker. */
+export function simulatorBrokerUrls(config: Pick<Config, 'MQTT_URL'>, embeddedPort?: number): string[] {
+  if (config.MQTT_URL) return config.MQTT_URL.split(',').map((u) => u.trim())
+  if (embeddedPort === undefined) throw new Error('simulator: no MQTT_URL and no embedded broker')
+  return [`mqtt://127.0.0.1:${embeddedPort}`]
+}
+
+/**
+ * The simulator module: a fleet of simulated rail power meters that speak only MQTT (protocol v2)
+ * to real brokers. The plugin registers the meters and powers them on once the app is ready and
+ * stops them gracefully on close; `fleet` is the handle to inspect or drive them.
+ */
+export function createSimulatorModule(options: SimulatorModuleOptions): {
+  plugin: FastifyPluginAsync
+  fleet: Fleet
+} {
+  const fleet = new Fleet({
+    config: options.config,
+    brokerUrls: options.brokerUrls,
+    log: options.log,
+    metrics: options.metrics ? createSimulatorMetrics(options.metrics) : undefined,
+    register: options.devices ? facadeRegistrar(options.devices) : undefined,
+    keyFor: options.keyFor,
+    timing: options.timing,
+  })
+  const plugin: FastifyPluginAsync = async (app) => {
+    // Not awaited: registering a large fleet must not hold back readiness.
+    app.addHook('onReady', async () => {
+      fleet.start().catch((err) => options.log.error({ err }, 'simulator failed to start'))
+    })
+    app.addHook('onClose', async () => {
+      await fleet.stop()
+    })
+  }
+  return { plugin, fleet }
+}

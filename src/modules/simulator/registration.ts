@@ -1,0 +1,33 @@
+import type { DeviceCreate, DevicesService } from '../devices/index.ts'
+
+/** Registers one meter; an already registered device is fine and left as it is. */
+export type Registrar = (registration: DeviceCreate) => Promise<void>
+
+/** Plugin mode: through the devices module's facade. */
+export function facadeRegistrar(devices: Pick<DevicesService, 'find' | 'create'>): Registrar {
+  return async (registration) => {
+    if (await devices.find(registration.device_id)) return
+    try {
+      await devices.create(registration)
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 409) throw error
+    }
+  }
+}
+
+/** CLI mode: POST {api}/api/devices; 201 created, 409 already there. */
+export function httpRegistrar(apiBase: string): Registrar {
+  const url = new URL('/api/devices', apiBase).toString()
+  return async (registration) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(registration),
+    })
+    if (res.status === 201 || res.status === 409) {
+      await res.body?.cancel()
+      return
+    }
+    throw new Error(`POST ${url} for ${registration.device_id}: ${res.status} ${await res.text()}`)
+  }
+}

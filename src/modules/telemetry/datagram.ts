@@ -1,0 +1,72 @@
+import { isStoredType, RANGES, STORED_TYPES, type StoredType } from './measurement-types.ts'
+
+/** One measurement as the device sent it, with its time already parsed to epoch ms. */
+export interface Measurement {
+  t: number
+  type: string
+  val: number
+}
+
+/**
+ * A telemetry datagram in the compact layout: sample times, and per type one value per sample
+ * (null where that sample lacks the type). Its identity is (device, t0, seq).
+ */
+export interface Datagram {
+  devicePk: number
+  deviceId: string
+  seq: number
+  t0: number
+  times: number[]
+  values: Partial<Record<StoredType, (number | null)[]>>
+  other: Record<string, (number | null)[]> | null
+  outOfRange: { type: string; t: number; val: number }[]
+}
+
+export const FLAG_OUT_OF_RANGE = 1
+export const FLAG_V1 = 2
+
+/** Groups a flat list of measurements into samples (one per distinct time) and typed columns. */
+export function toDatagram(
+  devicePk: number,
+  deviceId: string,
+  seq: number,
+  measurements: Measurement[],
+): Datagram {
+  const times = [...new Set(measurements.map((m) => m.t))].sort((a, b) => a - b)
+  const index = new Map(times.map((t, i) => [t, i]))
+  const values: Partial<Record<StoredType, (number | null)[]>> = {}
+  let other: Record<string, (number | null)[]> | null = null
+  const outOfRange: Datagram['outOfRange'] = []
+  for (const m of measurements) {
+    const i = index.get(m.t) as number
+    let column: (number | null)[]
+    if (isStoredType(m.type)) {
+      column = values[m.type] ??= new Array(times.length).fill(null)
+      const [min, max] = RANGES[m.type]
+      if (m.val < min || m.val > max) outOfRange.push({ type: m.type, t: m.t, val: m.val })
+    } else {
+      other ??= {}
+      column = other[m.type] ??= new Array(times.length).fill(null)
+    }
+    column[i] = m.val
+  }
+  return { devicePk, deviceId, seq, t0: times[0] ?? 0, times, values, other, outOfRange }
+}
+
+/** The sample step when the times are evenly spaced (so no offsets need storing), else null. */
+export function regularStep(times: number[]): number | null {
+  if (times.length < 2) return 0
+  const step = (times[1] as number) - (times[0] as number)
+  for (let i = 2; i < times.length; i++) {
+    if ((times[i] as number) - (times[i - 1] as number) !== step) return null
+  }
+  return step
+}
+
+/** Measurements a datagram holds (measured types only). */
+export function measurementCount(d: Datagram): number {
+  let n = 0
+  for (const type of STORED_TYPES) for (const v of d.values[type] ?? []) if (v !== null) n++
+  for (const column of Object.values(d.other ?? {})) for (const v of column) if (v !== null) n++
+  return n
+}

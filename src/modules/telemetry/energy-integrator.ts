@@ -1,0 +1,164 @@
+/** One power sample: time (epoch ms), active power P (W), optional apparent S (VA) and reactive Q (var). */
+export interface PowerSample {
+  t: number
+  p: number
+  s?: number
+  q?: number
+}
+
+/** How samples become energy: epoch-aligned intervals, the longest gap bridged, and seq gaps never crossed. */
+export interface IntegrationOptions {
+  intervalMs: number
+  maxGapMs: number
+  /** Seq gaps (a message lost on every broker): never integrate across [from, to]. */
+  breaks?: ReadonlyArray<{ from: number; to: number }>
+}
+
+/** Energy registers of one interval (EN 50463: traction and regenerated energy apart), all ≥ 0. */
+export interface EnergyInterval {
+  start: number
+  import_wh: number
+  export_wh: number
+  apparent_vah: number | null
+  reactive_varh: number | null
+  covered_ms: number
+}
+
+/** The registers of a set of intervals added up. */
+export type EnergyTotals = Omit<EnergyInterval, 'start'>
+
+/** Bucket widths the energy queries roll 5-minute rows up to; epoch multiples, so days are UTC days. */
+export const BUCKET_MS = { '5m': 300_000, '15m': 900_000, '1h': 3_600_000, '1d': 86_400_000 } as const
+
+const MS_PER_HOUR = 3_600_000
+
+const emptyInterval = (start: number): EnergyInterval => ({
+  start,
+  import_wh: 0,
+  export_wh: 0,
+  apparent_vah: null,
+  reactive_varh: null,
+  covered_ms: 0,
+})
+
+const finite = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
+
+const positive = (name: string, v: number): void => {
+  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${name} must be a positive number (got ${v})`)
+}
+
+/** Sorted by t, one sample per t: the last one given wins; samples with a non-finite t or p are dropped. */
+function normalize(samples: readonly PowerSample[]): PowerSample[] {
+  // Array.prototype.sort is stable: among equal t the later given stays later and replaces the earlier
+  const sorted = samples.filter((x) => finite(x.t) && finite(x.p)).sort((a, b) => a.t - b.t)
+  const out: PowerSample[] = []
+  for (const sample of sorted) {
+    if (out.length > 0 && (out[out.length - 1] as PowerSample).t === sample.t) out[out.length - 1] = sample
+    else out.push(sample)
+  }
+  return out
+}
+
+/** Breaks as disjoint closed ranges ascending by start, so one forward pointer can test each segment. */
+function mergeBreaks(breaks: IntegrationOptions['breaks']): { from: number; to: number }[] {
+  const sorted = (breaks ?? [])
+    .filter((b) => !Number.isNaN(b.from) && !Number.isNaN(b.to))
+    .map((b) => ({ from: Math.min(b.from, b.to), to: Math.max(b.from, b.to) }))
+    .sort((a, b) => a.from - b.from)
+  const merged: { from: number; to: number }[] = []
+  for (const b of sorted) {
+    const last = merged[merged.length - 1]
+    if (last && b.from <= last.to) last.to = Math.max(last.to, b.to)
+    else merged.push({ ...b })
+  }
+  return merged
+}
+
+/**
+ * Integrates power into energy per epoch-aligned interval (left rectangles: sample i holds over
+ * [t_i, t_{i+1}) when that gap is ≤ maxGapMs and no break overlaps (t_i, t_{i+1}); the last sample of a
+ * run adds nothing). P > 0 goes to import_wh, P < 0 to export_wh as a positive number; S and Q only
+ * from samples that carry them (null when none did). Returns the intervals with coverage, ascending.
+ */
+export function integrateEnergy(
+  samples: readonly PowerSample[],
+  options: IntegrationOptions,
+): EnergyInterval[] {
+  const { intervalMs, maxGapMs } = options
+  positive('intervalMs', intervalMs)
+  if (Number.isNaN(maxGapMs) || maxGapMs < 0) throw new RangeError(`maxGapMs must be ≥ 0 (got ${maxGapMs})`)
+  const sorted = normalize(samples)
+  const breaks = mergeBreaks(options.breaks)
+  // Energies are summed in W·ms per interval and turned into Wh once, at the end
+  const rows = new Map<number, EnergyInterval>()
+  let next = 0
+  for (let i = 0; i + 1 < sorted.length; i++) {
+    const { t: t0, p, s, q } = sorted[i] as PowerSample
+    const t1 = (sorted[i + 1] as PowerSample).t
+    if (t1 - t0 > maxGapMs) continue
+    while (next < breaks.length && (breaks[next] as { to: number }).to <= t0) next++
+    const pending = breaks[next]
+    if (pending && pending.from < t1) continue
+    for (let from = t0; from < t1; ) {
+      const start = Math.floor(from / intervalMs) * intervalMs
+      const to = Math.min(t1, start + intervalMs)
+      const dt = to - from
+      const row = rows.get(start) ?? emptyInterval(start)
+      rows.set(start, row)
+      if (p > 0) row.import_wh += p * dt
+      else if (p < 0) row.export_wh -= p * dt
+      if (finite(s)) row.apparent_vah = (row.apparent_vah ?? 0) + s * dt
+      if (finite(q)) row.reactive_varh = (row.reactive_varh ?? 0) + q * dt
+      row.covered_ms += dt
+      from = to
+    }
+  }
+  // Segments are visited in time order, so the map already holds the rows ascending
+  return [...rows.values()].map((row) => ({
+    start: row.start,
+    import_wh: row.import_wh / MS_PER_HOUR,
+    export_wh: row.export_wh / MS_PER_HOUR,
+    apparent_vah: row.apparent_vah === null ? null : row.apparent_vah / MS_PER_HOUR,
+    reactive_varh: row.reactive_varh === null ? null : row.reactive_varh / MS_PER_HOUR,
+    covered_ms: row.covered_ms,
+  }))
+}
+
+const addNullable = (a: number | null, b: number | null): number | null => (b === null ? a : (a ?? 0) + b)
+
+function addInto(target: EnergyInterval | EnergyTotals, row: EnergyInterval): void {
+  target.import_wh += row.import_wh
+  target.export_wh += row.export_wh
+  target.apparent_vah = addNullable(target.apparent_vah, row.apparent_vah)
+  target.reactive_varh = addNullable(target.reactive_varh, row.reactive_varh)
+  target.covered_ms += row.covered_ms
+}
+
+/**
+ * Rolls interval rows up into epoch-aligned buckets of bucketMs (e.g. BUCKET_MS['1h']; '1d' buckets are
+ * UTC days), adding registers and coverage. bucketMs should be a multiple of the rows' own interval.
+ */
+export function sumIntervals(rows: readonly EnergyInterval[], bucketMs: number): EnergyInterval[] {
+  positive('bucketMs', bucketMs)
+  const buckets = new Map<number, EnergyInterval>()
+  for (const row of rows) {
+    const start = Math.floor(row.start / bucketMs) * bucketMs
+    const bucket = buckets.get(start) ?? emptyInterval(start)
+    buckets.set(start, bucket)
+    addInto(bucket, row)
+  }
+  return [...buckets.values()].sort((a, b) => a.start - b.start)
+}
+
+/** All registers and the coverage of the rows added up (apparent/reactive null when no row had them). */
+export function totals(rows: readonly EnergyInterval[]): EnergyTotals {
+  const sum: EnergyTotals = {
+    import_wh: 0,
+    export_wh: 0,
+    apparent_vah: null,
+    reactive_varh: null,
+    covered_ms: 0,
+  }
+  for (const row of rows) addInto(sum, row)
+  return sum
+}

@@ -1,0 +1,66 @@
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Config } from '../../config.ts'
+import type { Database } from '../../platform/db/index.ts'
+import { DEFAULT_DEVICE_CONFIG, type DevicesService } from '../devices/index.ts'
+import { energyRoutes } from './energy-routes.ts'
+import { EnergyService } from './energy-service.ts'
+import { PostgresTelemetryStore } from './postgres-store.ts'
+import { metricsRoutes } from './routes.ts'
+import { TelemetryService } from './service.ts'
+import type { TelemetryStore } from './store.ts'
+import { parseDuration } from './time-range.ts'
+
+export { type Datagram, type Measurement, measurementCount, toDatagram } from './datagram.ts'
+export {
+  BUCKET_MS,
+  type EnergyInterval,
+  type EnergyTotals,
+  type IntegrationOptions,
+  integrateEnergy,
+  sumIntervals,
+  totals,
+} from './energy-integrator.ts'
+export type { EnergyService } from './energy-service.ts'
+export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
+export { type DerivedPower, derivePower, type ElectricalValues } from './power.ts'
+export type { TelemetryService } from './service.ts'
+export type { PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+export { parseDuration, parseTimePoint } from './time-range.ts'
+
+export interface TelemetryModuleOptions {
+  db: Kysely<Database>
+  devices: DevicesService
+  config: Config
+  log: FastifyBaseLogger
+}
+
+/** Builds the telemetry module: the time-series store, energy registers, and their routes. */
+export function createTelemetryModule({ db, devices, config, log }: TelemetryModuleOptions) {
+  const store: TelemetryStore = new PostgresTelemetryStore(db)
+  const energy = new EnergyService({
+    db,
+    store,
+    log,
+    intervalMs: parseDuration(config.ENERGY_INTERVAL) as number,
+    maxGapMs: async (pk) => {
+      if (config.ENERGY_MAX_GAP_S) return config.ENERGY_MAX_GAP_S * 1000
+      const cadence = Number(
+        (await devices.configByPk(pk))?.sampling_cadence_ms ?? DEFAULT_DEVICE_CONFIG.sampling_cadence_ms,
+      )
+      return 5 * cadence
+    },
+  })
+  const service = new TelemetryService(db, store, energy)
+  const plugin: FastifyPluginAsync = async (app) => {
+    app.readiness.add('telemetry_store', () => store.ping())
+    energy.start(5000)
+    app.addHook('onClose', async () => {
+      await energy.stop()
+      await store.close()
+    })
+    await app.register(metricsRoutes, { store, devices })
+    await app.register(energyRoutes, { energy, devices })
+  }
+  return { service, plugin }
+}

@@ -1,0 +1,39 @@
+/** The electrical measurements of one sampling instant (PROTOCOL.md "Measurement types"). */
+export interface ElectricalValues {
+  voltage_dc?: number
+  current_dc?: number
+  voltage_ac?: number
+  current_ac?: number
+  pf?: number
+}
+
+/** Powers the server derives (PROTOCOL.md "Values the server computes"): W, VA, var. */
+export interface DerivedPower {
+  power_active?: number
+  power_apparent?: number
+  power_reactive?: number
+}
+
+const finite = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
+
+/**
+ * Active, apparent and reactive power of one instant. DC: P = V × I (negative while regenerating).
+ * AC: S = Vrms × Irms, P = S × PF, Q = √(S² − P²) ≥ 0 (PF carries no inductive/capacitive sign).
+ * A quantity whose inputs are missing or non-finite is left out; a PF outside −1…1 gives S only.
+ * A sample carrying a complete DC pair is a DC meter's: its AC values, if any, are ignored.
+ */
+export function derivePower(values: ElectricalValues): DerivedPower {
+  const { voltage_dc, current_dc, voltage_ac, current_ac, pf } = values
+  if (finite(voltage_dc) && finite(current_dc)) {
+    const p = voltage_dc * current_dc
+    return finite(p) ? { power_active: p } : {}
+  }
+  if (!finite(voltage_ac) || !finite(current_ac)) return {}
+  const s = voltage_ac * current_ac
+  if (!finite(s)) return {}
+  if (!finite(pf) || pf < -1 || pf > 1) return { power_apparent: s }
+  const p = s * pf
+  // (S − |P|)(S + |P|) is S² − P² without the cancellation of two large squares; clamp rounding below 0
+  const a = Math.abs(p)
+  return { power_active: p, power_apparent: s, power_reactive: Math.sqrt(Math.max(0, (s - a) * (s + a))) }
+}

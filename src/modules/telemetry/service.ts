@@ -1,0 +1,28 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../../platform/db/index.ts'
+import type { Datagram } from './datagram.ts'
+import { type GapRecord, insertGaps } from './energy-repository.ts'
+import type { EnergyService } from './energy-service.ts'
+import type { TelemetryStore } from './store.ts'
+
+/** The telemetry module's facade for the ingest: store datagrams, record seq gaps. */
+export class TelemetryService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly store: TelemetryStore,
+    readonly energy: EnergyService,
+  ) {}
+
+  /** Stores datagrams (idempotent) and marks the energy intervals they touch for recomputation. */
+  async ingest(datagrams: Datagram[]): Promise<void> {
+    if (datagrams.length === 0) return
+    await this.store.write(datagrams)
+    await this.energy.markDatagrams(datagrams)
+  }
+
+  /** Records seq gaps; energy is recomputed so that no integration bridges them. */
+  async recordGaps(gaps: GapRecord[]): Promise<void> {
+    await insertGaps(this.db, gaps)
+    for (const g of gaps) await this.energy.markGap(g.devicePk, g.fromTs, g.toTs)
+  }
+}

@@ -1,0 +1,38 @@
+import type { Datagram } from './datagram.ts'
+import type { PowerSample } from './energy-integrator.ts'
+import type { DerivedType, StoredType } from './measurement-types.ts'
+
+export type { PowerSample }
+
+export type AggregateFn = 'mean' | 'min' | 'max' | 'last' | 'sum' | 'count'
+
+export interface SeriesQuery {
+  devicePk: number
+  metric: StoredType | DerivedType | string
+  start: number
+  stop: number
+  /** Window length in ms for aggregated answers; absent = raw points. */
+  everyMs?: number
+  fn: AggregateFn
+  limit: number
+}
+
+export interface SeriesPoint {
+  time: number
+  value: number
+}
+
+/**
+ * Where time series live. Writes are idempotent: storing the same datagram again (a redelivery, a
+ * replayed journal) changes nothing. Adapters: PostgreSQL/PGlite (here), InfluxDB (later).
+ */
+export interface TelemetryStore {
+  readonly name: string
+  write(datagrams: Datagram[]): Promise<void>
+  query(q: SeriesQuery): Promise<SeriesPoint[]>
+  /** Power samples of one device in [start, stop), sorted by time. */
+  powerSamples(devicePk: number, start: number, stop: number): Promise<PowerSample[]>
+  /** Readiness: throws when the store does not answer. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
