@@ -42,6 +42,24 @@ export const ConfigSchema = Type.Object({
   }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
 
+  MQTT_SHARED_GROUP: Type.Optional(
+    Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'MQTT v5 shared-subscription group (replicas)' }),
+  ),
+
+  // Production engines (modules telemetry and archive)
+  INFLUX_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'InfluxDB 2 URL; unset = PostgreSQL' })),
+  INFLUX_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  INFLUX_ORG: Type.Optional(Type.String({ minLength: 1 })),
+  INFLUX_BUCKET: Type.Optional(Type.String({ minLength: 1 })),
+  S3_BUCKET: Type.Optional(
+    Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'archive bucket; unset = files' }),
+  ),
+  S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  S3_REGION: Type.String({ minLength: 1, default: 'us-east-1' }),
+  S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1 })),
+  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  S3_FORCE_PATH_STYLE: Type.Boolean({ default: true }),
+
   // Ingest (module ingest)
   UNKNOWN_DEVICE_POLICY: oneOf(
     ['reject', 'auto_register'],
