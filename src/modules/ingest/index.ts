@@ -86,7 +86,7 @@ export function createIngestModule(o: IngestModuleOptions) {
 
     pipeline.start(replayed)
     if (app.embeddedBroker) tapEmbedded(app.embeddedBroker.aedes, pipeline)
-    else subscribeExternal(app.mqtt, pipeline)
+    else subscribeExternal(app.mqtt, pipeline, config.MQTT_SHARED_GROUP)
     sweeper.start(config.LIVENESS_SWEEP_MS)
 
     // preClose runs before any onClose: the database and the broker are still there to drain into.
