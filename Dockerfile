@@ -1,28 +1,52 @@
 # syntax=docker/dockerfile:1
-# IoT Meter: one container, embedded defaults (PGlite, MQTT broker, file archive) unless configured otherwise.
+# IoT Meter: one container that runs the compiled server (dist/src/main.js).
+# Embedded defaults (PGlite, MQTT broker, file archive under /data) unless DATABASE_URL, MQTT_URL,
+# INFLUX_URL or S3_BUCKET point at real services; see README "Production".
+#
+#   docker build -t iot-meter .
+#   docker run -p 8080:8080 -p 1883:1883 -v iot-meter-data:/data iot-meter
 
-FROM node:22-bookworm-slim AS build
+# Node 22 LTS: the dependencies are pinned to versions that also run on Node 20 (package.json engines).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+# --- build: compile TypeScript (src and migrations) to dist/ ------------------------------------
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No install scripts: the only one is esbuild's (tsx), which the build does not use.
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
-RUN npm run build && npm prune --omit=dev
+# tsconfig.build.json: rootDir "." and outDir "dist", so src/main.ts → dist/src/main.js and
+# migrations/*.ts → dist/migrations/*.js, which dist/src/platform/db/migrate.js finds at ../../../migrations.
+RUN npm run build
 
-FROM node:22-bookworm-slim
+# --- production dependencies only -------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+
+# --- runtime -----------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     DATA_DIR=/data \
     PORT=8080 \
     MQTT_BROKER_PORT=1883
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+# Code stays owned by root and read-only for the app's user; only /data is writable.
 COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
 RUN mkdir -p /data && chown node:node /data
+# The node image's unprivileged user (uid 1000; deploy/k8s runs it as runAsUser 1000).
 USER node
 VOLUME ["/data"]
+# 8080 HTTP API (/healthz, /readyz, /metrics); 1883 the embedded MQTT broker (unused when MQTT_URL is set).
 EXPOSE 8080 1883
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/src/main.js"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node is PID 1 and handles SIGTERM itself (close-with-grace): it drains the journal, then exits.
+STOPSIGNAL SIGTERM
+CMD ["node", "--enable-source-maps", "dist/src/main.js"]

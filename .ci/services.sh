@@ -1,6 +1,23 @@
 #!/usr/bin/env bash
-# Starts the machine's PostgreSQL and Mosquitto when they are down, and makes sure database `test` exists.
+# Installs the Debian packages the tests need (when missing), starts the machine's PostgreSQL and
+# Mosquitto when they are down, and makes sure database `test` exists.
 set -euo pipefail
+
+# victoria-metrics: a real server of the InfluxDB v2 write API; chromium: the dashboard's browser
+# tests; prometheus: promtool checks of the alert rules; openssl: certificates of the mTLS tests.
+need=()
+command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The prometheus package starts a daemon on :9090 that the tests do not need.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "starting PostgreSQL"

@@ -3,7 +3,10 @@ import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
 import { createArchiveModule } from './modules/archive/index.ts'
+import { createAuthModule } from './modules/auth/index.ts'
 import { createCommandsModule } from './modules/commands/index.ts'
+import { dashboardPlugin } from './modules/dashboard/index.ts'
+import { createDeviceAuthModule } from './modules/device-auth/index.ts'
 import { createDevicesModule } from './modules/devices/index.ts'
 import { healthPlugin } from './modules/health/index.ts'
 import { createIngestModule } from './modules/ingest/index.ts'
@@ -13,7 +16,9 @@ import { createTelemetryModule } from './modules/telemetry/index.ts'
 import { dbPlugin } from './platform/db/index.ts'
 import { installErrorHandler } from './platform/errors.ts'
 import { mqttPlugin } from './platform/mqtt/index.ts'
+import { registerOpenApi } from './platform/openapi.ts'
 import { readinessPlugin } from './platform/readiness.ts'
+import { VERSION } from './version.ts'
 
 export interface AppOptions {
   config: Config
@@ -25,6 +30,7 @@ export interface AppOptions {
 export const app = fp<AppOptions>(
   async (fastify, { config, inMemoryDb }) => {
     installErrorHandler(fastify)
+    await registerOpenApi(fastify, VERSION)
     await fastify.register(metricsPlugin.default, {
       endpoint: '/metrics',
       clearRegisterOnInit: true,
@@ -33,8 +39,16 @@ export const app = fp<AppOptions>(
     await fastify.register(readinessPlugin)
     await fastify.register(dbPlugin, { config, inMemory: inMemoryDb })
     await fastify.register(mqttPlugin, { config })
+    // Before every module's routes: security headers, CORS, rate limits and the bearer-token guard.
+    const auth = createAuthModule({ db: fastify.db, config, log: fastify.log.child({ module: 'auth' }) })
+    await fastify.register(auth.plugin)
 
     const devices = createDevicesModule(fastify.db)
+    const deviceAuth = createDeviceAuthModule({
+      db: fastify.db,
+      devices: devices.service,
+      log: fastify.log.child({ module: 'device-auth' }),
+    })
     const alerts = createAlertsModule(fastify.db, devices.service)
     const commands = createCommandsModule({
       db: fastify.db,
@@ -47,9 +61,9 @@ export const app = fp<AppOptions>(
 
     await fastify.register(healthPlugin)
     await fastify.register(devices.plugin)
+    await fastify.register(deviceAuth.plugin)
     await fastify.register(alerts.plugin)
     await fastify.register(commands.plugin)
-    await fastify.register(statsPlugin, { devices: devices.service, alerts: alerts.service })
 
     const telemetry = createTelemetryModule({
       db: fastify.db,
@@ -57,9 +71,26 @@ export const app = fp<AppOptions>(
       config,
       log: fastify.log,
     })
-    const archive = createArchiveModule({ dataDir: config.DATA_DIR, devices: devices.service })
+    const archive = createArchiveModule({ dataDir: config.DATA_DIR, devices: devices.service, config })
     await fastify.register(telemetry.plugin)
     await fastify.register(archive.plugin)
+    // Registered before the ingest: its preClose runs first, so the meters' last messages are still stored.
+    if (config.SIMULATOR_ENABLED) {
+      const simulator = createSimulatorModule({
+        config,
+        brokerUrls: simulatorBrokerUrls(config, fastify.embeddedBroker?.port),
+        log: fastify.log.child({ module: 'simulator' }),
+        metrics: fastify.metrics.client.register,
+        devices: devices.service,
+        keyFor: async (deviceId) => (await commands.service.commandKey(deviceId)).command_key,
+        // Embedded broker with token auth: each simulated meter gets a fresh secret at start.
+        secretFor:
+          fastify.embeddedBroker && config.MQTT_DEVICE_AUTH === 'token'
+            ? (deviceId) => deviceAuth.service.secretForSimulated(deviceId)
+            : undefined,
+      })
+      await fastify.register(simulator.plugin)
+    }
     const ingest = createIngestModule({
       config,
       db: fastify.db,
@@ -70,18 +101,13 @@ export const app = fp<AppOptions>(
       commands: commands.service,
     })
     await fastify.register(ingest.plugin)
-
-    if (config.SIMULATOR_ENABLED) {
-      const simulator = createSimulatorModule({
-        config,
-        brokerUrls: simulatorBrokerUrls(config, fastify.embeddedBroker?.port),
-        log: fastify.log.child({ module: 'simulator' }),
-        metrics: fastify.metrics.client.register,
-        devices: devices.service,
-        keyFor: async (deviceId) => (await commands.service.commandKey(deviceId)).command_key,
-      })
-      await fastify.register(simulator.plugin)
-    }
+    await fastify.register(statsPlugin, {
+      devices: devices.service,
+      alerts: alerts.service,
+      commands: commands.service,
+      ingest: ingest.service,
+    })
+    await fastify.register(dashboardPlugin, { authDisabled: config.AUTH_DISABLED })
   },
   { name: 'iot-meter' },
 )

@@ -43,22 +43,68 @@ export const ConfigSchema = Type.Object({
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
 
   MQTT_SHARED_GROUP: Type.Optional(
-    Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'MQTT v5 shared-subscription group (replicas)' }),
+    Type.String({
+      pattern: '^[A-Za-z0-9_-]{1,64}$',
+      description: 'MQTT v5 shared-subscription group (replicas)',
+    }),
   ),
 
   // Production engines (modules telemetry and archive)
-  INFLUX_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'InfluxDB 2 URL; unset = PostgreSQL' })),
+  INFLUX_URL: Type.Optional(
+    Type.String({ pattern: '^https?://', description: 'InfluxDB 2 URL; unset = PostgreSQL' }),
+  ),
   INFLUX_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   INFLUX_ORG: Type.Optional(Type.String({ minLength: 1 })),
   INFLUX_BUCKET: Type.Optional(Type.String({ minLength: 1 })),
   S3_BUCKET: Type.Optional(
-    Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'archive bucket; unset = files' }),
+    Type.String({
+      pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+      description: 'archive bucket; unset = files',
+    }),
   ),
   S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   S3_REGION: Type.String({ minLength: 1, default: 'us-east-1' }),
   S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1 })),
   S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1 })),
   S3_FORCE_PATH_STYLE: Type.Boolean({ default: true }),
+
+  // Security (modules auth and ingest; platform mqtt)
+  AUTH_DISABLED: Type.Boolean({
+    default: false,
+    description: 'turn off HTTP authentication (trusted labs only)',
+  }),
+  ADMIN_TOKEN: Type.Optional(
+    Type.String({ minLength: 16, maxLength: 256, description: 'bootstrap admin token' }),
+  ),
+  METRICS_TOKEN: Type.Optional(
+    Type.String({ minLength: 16, maxLength: 256, description: 'protects /metrics' }),
+  ),
+  CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1, description: 'comma-separated allowed origins' })),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: '0 = off' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 1024 * 1024 }),
+  MQTT_DEVICE_AUTH: oneOf(
+    ['token', 'mtls', 'none'],
+    'token',
+    'how devices authenticate to the embedded broker',
+  ),
+  MQTT_TLS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  MQTT_TLS_CERT: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM file of the broker certificate' }),
+  ),
+  MQTT_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of its private key' })),
+  MQTT_TLS_CA: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM file of the CA that signs devices' }),
+  ),
+  INGEST_MAX_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  INGEST_MAX_FUTURE_S: Type.Integer({ minimum: 0, maximum: 365 * 86400, default: 86400 }),
+  INGEST_MAX_PAST_S: Type.Integer({ minimum: 0, maximum: 20 * 365 * 86400, default: 365 * 86400 }),
+  INGEST_DEVICE_RATE_MAX: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 0,
+    description: 'messages per second per device before the excess is dropped and counted; 0 = no limit',
+  }),
 
   // Ingest (module ingest)
   UNKNOWN_DEVICE_POLICY: oneOf(
@@ -75,7 +121,7 @@ export const ConfigSchema = Type.Object({
   INGEST_BATCH_MAX: Type.Integer({
     minimum: 1,
     maximum: 100000,
-    default: 500,
+    default: 5000,
     description: 'messages per flush',
   }),
   INGEST_MAX_INFLIGHT: Type.Integer({ minimum: 10, maximum: 10_000_000, default: 10000 }),
@@ -83,7 +129,12 @@ export const ConfigSchema = Type.Object({
   INGEST_DEDUP_WINDOW: Type.Integer({ minimum: 64, maximum: 65536, default: 1024 }),
   DEVICE_CACHE_MAX: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 100000 }),
   LIVENESS_SWEEP_MS: Type.Integer({ minimum: 100, maximum: 600000, default: 5000 }),
-  ARCHIVE_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 1000, default: 500 }),
+  ARCHIVE_FLUSH_MS: Type.Integer({
+    minimum: 10,
+    maximum: 1000,
+    default: 1000,
+    description: 'checkpoint period: archive objects, registry activity, dedup state',
+  }),
 
   // Commands (module commands)
   COMMAND_ACK_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
@@ -137,6 +188,14 @@ function describeProblem(schema: TSchema, name: string, given: unknown): string 
   return `${name}: must be ${rules.join(', ')} (got "${String(given)}")`
 }
 
+/** Variables that only make sense together: InfluxDB needs all four. */
+function requiredTogether(c: Config): string[] {
+  if (!c.INFLUX_URL) return []
+  return (['INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET'] as const)
+    .filter((name) => !c[name])
+    .map((name) => `${name}: required when INFLUX_URL is set`)
+}
+
 /** Reads, converts and validates the environment. Throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -145,7 +204,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (value !== undefined && value !== '') raw[key] = value
   }
   const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, structuredClone(raw)))
-  if (Value.Check(ConfigSchema, value)) return Object.freeze(value as Config)
+  if (Value.Check(ConfigSchema, value)) {
+    const config = value as Config
+    const missing = requiredTogether(config)
+    if (missing.length > 0) throw new ConfigError(missing)
+    return Object.freeze(config)
+  }
   const bad = new Set<string>()
   for (const error of Value.Errors(ConfigSchema, value)) bad.add(error.instancePath.replace(/^\//, ''))
   const properties = ConfigSchema.properties as Record<string, TSchema>

@@ -10,7 +10,9 @@ export async function buildServer(options: AppOptions): Promise<FastifyInstance>
     logger: loggerOptions(options.config.LOG_LEVEL),
     genReqId: requestId,
     requestIdHeader: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: options.config.BODY_LIMIT_BYTES,
+    // PGlite's first start on a loaded machine can exceed the 10 s default.
+    pluginTimeout: 60_000,
   }).withTypeProvider<TypeBoxTypeProvider>()
   server.setValidatorCompiler(validatorCompiler)
   server.addHook('onSend', async (request, reply) => {

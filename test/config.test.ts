@@ -67,3 +67,17 @@ test('a bad value stops the process at start with a message naming the variable'
   assert.equal(run.status, 2)
   assert.match(run.stderr, /PORT: must be an integer, >= 0, <= 65535 \(got "70000"\)/)
 })
+
+test('INFLUX_URL without its token, org and bucket names each missing one', () => {
+  assert.throws(
+    () => loadConfig({ INFLUX_URL: 'http://influx:8086', INFLUX_ORG: 'rail' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.deepEqual(error.problems, [
+        'INFLUX_TOKEN: required when INFLUX_URL is set',
+        'INFLUX_BUCKET: required when INFLUX_URL is set',
+      ])
+      return true
+    },
+  )
+})

@@ -29,6 +29,11 @@ export async function build(env: Record<string, string> = {}, options: BuildOpti
     MQTT_BROKER_PORT: '0',
     DATA_DIR: dir.path,
     MQTT_CLIENT_ID: uniqueName('test'),
+    // Suites that call routes without tokens; test/auth.test.ts builds with AUTH_DISABLED=false.
+    AUTH_DISABLED: 'true',
+    RATE_LIMIT_MAX: '0',
+    // Devices in tests connect anonymously; test/mqtt-auth.test.ts builds with token / mtls.
+    MQTT_DEVICE_AUTH: 'none',
     ...(schema ? { DATABASE_URL: schema.url } : {}),
     ...(realMqttUrl ? { MQTT_URL: realMqttUrl } : {}),
     ...env,

@@ -16,7 +16,19 @@ export interface ServerProcess {
 export async function startServer(env: Record<string, string>, timeoutMs = 30000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', MQTT_BROKER_PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      MQTT_BROKER_PORT: '0',
+      LOG_LEVEL: 'info',
+      // Suites that call routes without tokens; test/auth.test.ts overrides both.
+      AUTH_DISABLED: 'true',
+      RATE_LIMIT_MAX: '0',
+      // Anonymous devices on the embedded broker (test/mqtt-auth.test.ts covers authentication).
+      MQTT_DEVICE_AUTH: 'none',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let text = ''

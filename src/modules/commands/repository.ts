@@ -137,3 +137,12 @@ export function setOta(trx: Db, cmdId: string, ota: Record<string, unknown>, sta
     .where('cmd_id', '=', cmdId)
     .execute()
 }
+
+export async function countByStatus(db: Db): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('device_commands')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('count')])
+    .groupBy('status')
+    .execute()
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.count)]))
+}

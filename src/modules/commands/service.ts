@@ -278,6 +278,11 @@ export class CommandsService {
     return rows.length
   }
 
+  /** How many commands are in each state (for /api/stats). */
+  countByStatus(): Promise<Record<string, number>> {
+    return repo.countByStatus(this.deps.db)
+  }
+
   /** Publishes the outbox (pending commands) to the connected brokers. */
   flushOutbox(): Promise<void> {
     return this.outbox.flush()

@@ -23,6 +23,8 @@ export interface FlushPlan {
   lastId: number
   size: number
   accepted: Map<Category, number>
+  /** The envelope ts of each accepted message, for the end-to-end lag histogram. */
+  messageTimes: number[]
   duplicates: number
   rejected: Rejected[]
   datagrams: Datagram[]
@@ -51,6 +53,8 @@ export interface PlanContext {
   /** Devices with holes still inside their grace period, to be checked for expiry. */
   holes: Set<number>
   deviceIdOf: (pk: number) => string | undefined
+  /** Keeps the parts of expired holes that are still gaps across replicas (see gap-claims.ts). */
+  confirmGaps?: (pk: number, ranges: MissingRange[]) => Promise<MissingRange[]>
 }
 
 /** Parses, resolves and deduplicates a batch, and gathers what must be stored. */
@@ -59,6 +63,7 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     lastId: batch.length > 0 ? (batch[batch.length - 1] as PendingRecord).id : 0,
     size: batch.length,
     accepted: new Map(),
+    messageTimes: [],
     duplicates: 0,
     rejected: [],
     datagrams: [],
@@ -108,9 +113,10 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     if (!window) continue
     plan.windows.set(pk, window)
     const deviceId = ctx.deviceIdOf(pk)
-    for (const range of window.takeExpired(ctx.now, ctx.graceMs)) {
-      if (deviceId) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
-    }
+    const expired = window.takeExpired(ctx.now, ctx.graceMs)
+    if (!deviceId || expired.length === 0) continue
+    const gaps = ctx.confirmGaps ? await ctx.confirmGaps(pk, expired) : expired
+    for (const range of gaps) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
   }
   return plan
 }
@@ -118,6 +124,7 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
 /** Adds one accepted message to the plan. */
 function take(plan: FlushPlan, message: ParsedMessage, record: PendingRecord, pk: number): void {
   plan.accepted.set(message.category, (plan.accepted.get(message.category) ?? 0) + 1)
+  plan.messageTimes.push(message.ts)
   archiveLine(plan, message, record)
 
   const seen = plan.activity.get(pk) ?? { devicePk: pk, lastSeen: new Date(record.receivedAt) }

@@ -33,6 +33,12 @@ export interface IngestModuleOptions {
  * the journal, the batching pipeline, and the liveness sweeper.
  */
 export function createIngestModule(o: IngestModuleOptions) {
+  let pipelineRef: IngestPipeline | undefined
+  /** The ingest's facade: what the stats route reports. */
+  const service = {
+    /** Messages this replica stored in the last hour. */
+    messagesLastHour: () => pipelineRef?.messagesLastHour() ?? 0,
+  }
   const plugin: FastifyPluginAsync = async (app) => {
     const { config } = o
     const metrics = createIngestMetrics(app.metrics.client, app.metrics.client.register)
@@ -55,7 +61,11 @@ export function createIngestModule(o: IngestModuleOptions) {
       metrics,
       log: app.log.child({ module: 'ingest' }),
       effects,
-      limits: { maxBytes: 64 * 1024, maxFutureMs: 24 * 3600_000, maxPastMs: 365 * 24 * 3600_000 },
+      limits: {
+        maxBytes: config.INGEST_MAX_BYTES,
+        maxFutureMs: config.INGEST_MAX_FUTURE_S * 1000,
+        maxPastMs: config.INGEST_MAX_PAST_S * 1000,
+      },
       lookup: async (ids) => {
         let found = await o.devices.lookupMany(ids)
         if (config.UNKNOWN_DEVICE_POLICY === 'auto_register') {
@@ -68,6 +78,7 @@ export function createIngestModule(o: IngestModuleOptions) {
         return new Map([...found].map(([id, d]) => [id, d.pk]))
       },
     })
+    pipelineRef = pipeline
     o.devices.onRegistered(async (device) => pipeline.forget(device.id))
 
     const sweeper = new LivenessSweeper(o.devices, o.alerts, app.log, async () => {
@@ -78,9 +89,10 @@ export function createIngestModule(o: IngestModuleOptions) {
     })
 
     app.readiness.add('ingest', () => {
-      if (pipeline.failure) {
-        const seconds = Math.round((Date.now() - pipeline.failure.since) / 1000)
-        throw new Error(`storing failed for ${seconds} s: ${pipeline.failure.error.message}`)
+      const failure = pipeline.failure ?? pipeline.checkpointFailure
+      if (failure) {
+        const seconds = Math.round((Date.now() - failure.since) / 1000)
+        throw new Error(`storing failed for ${seconds} s: ${failure.error.message}`)
       }
     })
 
@@ -95,5 +107,5 @@ export function createIngestModule(o: IngestModuleOptions) {
       await pipeline.stop(Math.max(500, config.SHUTDOWN_TIMEOUT_MS - 2000))
     })
   }
-  return { plugin }
+  return { plugin, service }
 }

@@ -40,6 +40,12 @@ export function createIngestMetrics(client: Client, registry: Client['register']
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
+    lag: new client.Histogram({
+      name: 'ingest_lag_seconds',
+      help: 'From the message ts (set by the device) to stored: end-to-end latency, device clock skew included',
+      buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300],
+      registers,
+    }),
     batchSize: new client.Histogram({
       name: 'ingest_batch_size',
       help: 'Messages per stored batch',

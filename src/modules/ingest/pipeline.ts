@@ -2,11 +2,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
+import { measurementCount } from '../telemetry/index.ts'
+import { DeviceRateLimiter } from './device-rate.ts'
 import { type FlushPlan, type PendingRecord, planFlush } from './flush-plan.ts'
+import { confirmGaps } from './gap-claims.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { Journal } from './journal.ts'
 import { Lru } from './lru.ts'
-import type { ParseLimits } from './parse-message.ts'
+import { type ParseLimits, parseTopic } from './parse-message.ts'
 import type { PlanEffects } from './plan-effects.ts'
 import { RateLimitedLog } from './rate-limited-log.ts'
 import { loadSeqStates, saveSeqStates } from './seq-state-repository.ts'
@@ -45,9 +48,17 @@ export class IngestPipeline {
   private readonly windows: Lru<number, SeqWindow>
   private readonly deviceIds: Lru<number, string>
   private readonly holes = new Set<number>()
+  private readonly perMinute = new Map<number, number>()
   private storedUpTo = 0
   private settledId = 0
+  private lastCheckpoint = 0
+  /** Dedup windows changed since the last checkpoint: pinned here so no cache eviction loses them. */
+  private unsaved = new Map<number, SeqWindow>()
+  /** The error of the last failed checkpoint, until one succeeds. */
+  checkpointFailure: { error: Error; since: number } | null = null
   private readonly rejectLog: RateLimitedLog
+  /** INGEST_DEVICE_RATE_MAX per device, checked before journaling; undefined when 0 (off). */
+  private readonly rate: DeviceRateLimiter | undefined
   /** The error of the last failed store attempt, until a batch succeeds again. */
   failure: { error: Error; since: number } | null = null
 
@@ -55,6 +66,8 @@ export class IngestPipeline {
     this.windows = new Lru(o.config.DEVICE_CACHE_MAX)
     this.deviceIds = new Lru(o.config.DEVICE_CACHE_MAX)
     this.rejectLog = new RateLimitedLog(o.log, 10_000)
+    const rateMax = o.config.INGEST_DEVICE_RATE_MAX
+    this.rate = rateMax > 0 ? new DeviceRateLimiter(rateMax, o.config.DEVICE_CACHE_MAX) : undefined
   }
 
   /** Replays what an earlier run journaled but did not store, then starts the flush loop. */
@@ -73,6 +86,23 @@ export class IngestPipeline {
   accept(topic: string, payload: Buffer, done: Done): void {
     if (this.stopping) return // left unacknowledged: the broker delivers it again after the restart
     this.o.metrics.received.inc()
+    if (payload.length > this.o.limits.maxBytes) {
+      // Same verdict as parsing would give (INGEST_MAX_BYTES), without journaling the bulk first.
+      this.o.metrics.rejected.inc({ reason: 'too_large' })
+      const detail = `${payload.length} bytes > ${this.o.limits.maxBytes}`
+      const fields = { reason: 'too_large', device_id: parseTopic(topic)?.deviceId, detail }
+      this.rejectLog.warn('too_large', fields, 'message rejected')
+      done()
+      return
+    }
+    const deviceId = this.rate && parseTopic(topic)?.deviceId
+    if (deviceId && !this.rate?.take(deviceId)) {
+      // Dropped before the journal, and acknowledged: the device must not resend it.
+      this.o.metrics.rejected.inc({ reason: 'rate_limited' })
+      this.rejectLog.warn('rate_limited', { reason: 'rate_limited', device_id: deviceId }, 'message rejected')
+      done()
+      return
+    }
     if (this.inflight >= this.o.config.INGEST_MAX_INFLIGHT || this.held.length > 0) {
       this.held.push({ topic, payload, done })
       this.o.metrics.paused.set(1)
@@ -126,7 +156,7 @@ export class IngestPipeline {
         this.release()
         if (batch.length === 0) break
       }
-      await this.flushArchive(this.stopping)
+      await this.checkpoint(this.stopping)
       this.release()
     } finally {
       this.flushing = false
@@ -135,31 +165,30 @@ export class IngestPipeline {
     }
   }
 
-  /** Plans and stores one batch, retrying with backoff; false only when stopping interrupts it. */
+  /**
+   * Plans one batch once and stores it, retrying the same plan with backoff (executing a plan is
+   * idempotent). A device deleted meanwhile (foreign key violation) makes it plan afresh.
+   * Returns false only when stopping interrupts the retries.
+   */
   private async storeWithRetry(batch: PendingRecord[]): Promise<boolean> {
     let backoff = 100
+    let plan: FlushPlan | undefined
     for (;;) {
       const started = performance.now()
-      let plan: FlushPlan | undefined
       try {
-        plan = await this.plan(batch)
+        plan ??= await this.plan(batch)
         await this.o.effects.execute(plan)
-        await saveSeqStates(
-          this.o.db,
-          [...plan.windows].filter(([, w]) => w.dirty).map(([pk, w]) => ({ pk, state: w.toState() })),
-        )
-        for (const w of plan.windows.values()) w.dirty = false
-        for (const a of plan.archive)
-          this.o.effects.archive.add(a.id, a.deviceId, a.category, a.line, a.receivedAt)
+        this.o.effects.absorb(plan)
+        for (const [pk, w] of plan.windows) if (w.dirty) this.unsaved.set(pk, w)
         this.record(plan, performance.now() - started)
         this.storedUpTo = Math.max(this.storedUpTo, plan.lastId)
-        await this.flushArchive(false)
         this.failure = null
         return true
       } catch (error) {
-        // The saved dedup state is older than this batch: reload it so the retry plans afresh.
-        for (const pk of plan?.touched ?? []) this.windows.delete(pk)
-        if (plan) for (const pk of plan.windows.keys()) this.windows.delete(pk)
+        if ((error as { code?: string }).code === '23503' && plan) {
+          for (const pk of plan.windows.keys()) this.forget(pk)
+          plan = undefined
+        }
         this.o.metrics.storeErrors.inc()
         const err = error instanceof Error ? error : new Error(String(error))
         this.failure ??= { error: err, since: Date.now() }
@@ -174,18 +203,36 @@ export class IngestPipeline {
     }
   }
 
-  /** Writes due archive objects, then lets the journal drop what is stored and archived. */
-  private async flushArchive(force: boolean): Promise<void> {
-    const archive = this.o.effects.archive
+  /**
+   * About once a second: archive objects, registry activity, then the dedup state — and only then
+   * may the journal forget the records. A crash between checkpoints replays them; the stores are
+   * idempotent and the dedup state is that of the last checkpoint, so nothing is lost or doubled.
+   */
+  private async checkpoint(force: boolean): Promise<void> {
+    if (!force && Date.now() - this.lastCheckpoint < this.o.config.ARCHIVE_FLUSH_MS) return
+    const upTo = this.storedUpTo
+    const unsaved = this.unsaved
     try {
-      await archive.flush(Date.now(), force)
+      await this.o.effects.checkpoint()
+      this.unsaved = new Map()
+      await saveSeqStates(
+        this.o.db,
+        [...unsaved].map(([pk, w]) => ({ pk, state: w.toState() })),
+      )
+      for (const w of unsaved.values()) w.dirty = false
+      this.lastCheckpoint = Date.now()
+      if (upTo > this.settledId) {
+        this.o.journal.settle(upTo)
+        this.settledId = upTo
+      }
+      this.checkpointFailure = null
     } catch (error) {
-      this.o.log.error({ err: error }, 'archive write failed; will retry')
-    }
-    const settled = Math.min(this.storedUpTo, archive.pendingFromId - 1)
-    if (settled > this.settledId) {
-      this.o.journal.settle(settled)
-      this.settledId = settled
+      // Keep what was not saved for the next attempt.
+      for (const [pk, w] of unsaved) if (!this.unsaved.has(pk)) this.unsaved.set(pk, w)
+      const err = error instanceof Error ? error : new Error(String(error))
+      this.checkpointFailure ??= { error: err, since: Date.now() }
+      this.o.metrics.storeErrors.inc()
+      this.o.log.error({ err }, 'checkpoint failed; will retry')
     }
   }
 
@@ -202,6 +249,7 @@ export class IngestPipeline {
       },
       windowsOf: (pks) => this.windowsOf(pks),
       deviceIdOf: (pk) => this.deviceIds.get(pk),
+      confirmGaps: (pk, ranges) => confirmGaps(this.o.db, pk, ranges, this.o.config.MQTT_CLIENT_ID),
     })
   }
 
@@ -209,7 +257,7 @@ export class IngestPipeline {
     const out = new Map<number, SeqWindow>()
     const missing: number[] = []
     for (const pk of pks) {
-      const w = this.windows.get(pk)
+      const w = this.unsaved.get(pk) ?? this.windows.get(pk)
       if (w) out.set(pk, w)
       else missing.push(pk)
     }
@@ -224,7 +272,13 @@ export class IngestPipeline {
 
   private record(plan: FlushPlan, ms: number): void {
     const m = this.o.metrics
-    for (const [category, n] of plan.accepted) m.messages.inc({ type: category }, n)
+    let accepted = 0
+    for (const [category, n] of plan.accepted) {
+      m.messages.inc({ type: category }, n)
+      accepted += n
+    }
+    const minute = Math.floor(Date.now() / 60_000)
+    this.perMinute.set(minute, (this.perMinute.get(minute) ?? 0) + accepted)
     if (plan.duplicates > 0) m.duplicates.inc(plan.duplicates)
     for (const r of plan.rejected) {
       m.rejected.inc({ reason: r.reason })
@@ -235,6 +289,11 @@ export class IngestPipeline {
       )
     }
     for (const g of plan.gaps) m.gaps.inc(g.count)
+    let measurements = 0
+    for (const d of plan.datagrams) measurements += measurementCount(d)
+    if (measurements > 0) m.measurements.inc(measurements)
+    const now = Date.now()
+    for (const ts of plan.messageTimes) m.lag.observe(Math.max(0, now - ts) / 1000)
     for (const [pk, w] of plan.windows) {
       if (w.missing.length > 0) this.holes.add(pk)
       else this.holes.delete(pk)
@@ -245,9 +304,21 @@ export class IngestPipeline {
     }
   }
 
+  /** Messages this process stored in the last hour (per-minute buckets). */
+  messagesLastHour(now = Date.now()): number {
+    const minute = Math.floor(now / 60_000)
+    let sum = 0
+    for (const [m, n] of this.perMinute) {
+      if (m > minute - 60) sum += n
+      else this.perMinute.delete(m)
+    }
+    return sum
+  }
+
   /** Forgets what is cached about a device (it was deleted). */
   forget(pk: number): void {
     this.windows.delete(pk)
+    this.unsaved.delete(pk)
     this.deviceIds.delete(pk)
     this.holes.delete(pk)
   }
@@ -261,6 +332,7 @@ export class IngestPipeline {
       if (!this.flushing) void this.flushLoop()
       await new Promise((r) => setTimeout(r, 20))
     }
+    if (!this.flushing) await this.checkpoint(true)
     this.o.journal.close()
   }
 }

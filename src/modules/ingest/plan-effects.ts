@@ -43,16 +43,45 @@ export interface EffectsOptions {
   archiveFlushMs: number
 }
 
+type Activity = FlushPlan['activity'] extends Map<number, infer A> ? A : never
+
 /**
- * Carries out a flush plan. The stores come first and must succeed (an error fails the batch,
- * which is retried); side effects on commands and alerts follow and are logged, not retried.
- * Archive lines are taken by the pipeline into `archive` as the plan is made.
+ * Carries out flush plans. Per batch: the time series (they must succeed: an error fails the
+ * batch, which is retried), then side effects on commands and alerts (logged, not retried). Per
+ * checkpoint (about once a second): archive objects and the registry's last_seen/firmware/status,
+ * so a busy fleet costs one registry UPDATE per device per second, not one per message.
  */
 export class PlanEffects {
   readonly archive: ArchiveBuffer
+  private activity = new Map<number, Activity>()
 
   constructor(private readonly o: EffectsOptions) {
     this.archive = new ArchiveBuffer(o.archive, o.runId, o.archiveFlushMs)
+  }
+
+  /** Keeps a stored batch's archive lines and registry activity for the next checkpoint. */
+  absorb(plan: FlushPlan): void {
+    for (const a of plan.archive) this.archive.add(a.id, a.deviceId, a.category, a.line, a.receivedAt)
+    for (const [pk, a] of plan.activity) {
+      const seen = this.activity.get(pk)
+      if (!seen) {
+        this.activity.set(pk, { ...a })
+        continue
+      }
+      if (a.lastSeen > seen.lastSeen) seen.lastSeen = a.lastSeen
+      if (a.fwVersion) seen.fwVersion = a.fwVersion
+      if (a.connection) seen.connection = a.connection
+    }
+  }
+
+  /** Writes the archive objects and the registry activity gathered since the last checkpoint. */
+  async checkpoint(): Promise<void> {
+    await this.archive.flush(Date.now(), true)
+    if (this.activity.size === 0) return
+    const activity = this.activity
+    const changes = await this.o.devices.recordActivity([...activity.values()])
+    if (this.activity === activity) this.activity = new Map()
+    await this.connectionEffects(changes)
   }
 
   async execute(plan: FlushPlan): Promise<void> {
@@ -68,22 +97,20 @@ export class PlanEffects {
         })),
       )
     }
-    const changes = await this.o.devices.recordActivity([...plan.activity.values()])
-    await this.sideEffects(plan, changes)
+    await this.sideEffects(plan)
   }
 
-  private async sideEffects(
-    plan: FlushPlan,
-    changes: { devicePk: number; deviceId: string; status: string }[],
-  ) {
-    const attempt = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn()
-      } catch (err) {
-        this.o.log.error({ err, what }, 'ingest side effect failed')
-      }
+  private async attempt(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn()
+    } catch (err) {
+      this.o.log.error({ err, what }, 'ingest side effect failed')
     }
-    const { alerts, commands } = this.o
+  }
+
+  private async connectionEffects(changes: { devicePk: number; deviceId: string; status: string }[]) {
+    const { alerts } = this.o
+    const attempt = this.attempt.bind(this)
     for (const c of changes) {
       if (c.status === 'online')
         await attempt('resolve offline', () => alerts.resolve(c.devicePk, 'device_offline'))
@@ -99,6 +126,11 @@ export class PlanEffects {
         )
       }
     }
+  }
+
+  private async sideEffects(plan: FlushPlan) {
+    const { alerts, commands } = this.o
+    const attempt = this.attempt.bind(this)
     if (commands) {
       for (const { deviceId, ack } of plan.acks)
         await attempt('command ack', () => commands.handleAck(deviceId, ack))

@@ -26,5 +26,8 @@ export async function saveSeqStates(db: Kysely<Database>, states: { pk: number; 
     insert into device_seq_tracking (device_pk, state, updated_at)
     select v.pk, v.state, now() from (values ${values}) as v(pk, state)
     where exists (select 1 from devices d where d.id = v.pk)
-    on conflict (device_pk) do update set state = excluded.state, updated_at = now()`.execute(db)
+    on conflict (device_pk) do update
+      -- keep the gaps declared by any replica (gap-claims.ts): they are not part of one window
+      set state = excluded.state || jsonb_strip_nulls(jsonb_build_object('declared', device_seq_tracking.state->'declared')),
+        updated_at = now()`.execute(db)
 }

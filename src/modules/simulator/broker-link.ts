@@ -18,6 +18,8 @@ export interface LinkEvents {
 export interface LinkOptions {
   url: string
   clientId: string
+  /** Sent with username = client id (the embedded broker's token auth); none = anonymous. */
+  password?: string
   /** The offline status registered as the will (QoS 1, retained). */
   will: () => Outgoing
   /** The online status published first after every connect. */
@@ -54,6 +56,7 @@ export class BrokerLink {
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       will: this.willPacket(),
+      ...(options.password !== undefined ? { username: options.clientId, password: options.password } : {}),
     })
     const { events, log } = options
     // Queued by MQTT.js until connected; it resubscribes by itself when the session is gone.
@@ -106,11 +109,16 @@ export class BrokerLink {
     })
   }
 
-  /** Disconnects cleanly (DISCONNECT: the broker discards the will). Unsent messages are dropped. */
+  /**
+   * Disconnects: cleanly (DISCONNECT, the broker discards the will) when everything was acknowledged;
+   * otherwise the socket is dropped (MQTT.js would wait for the acks forever) and the will fires.
+   * Unsent messages are dropped. Call drain() first.
+   */
   async close(): Promise<void> {
     this.closed = true
     this.queue = []
-    await this.client.endAsync(!this.client.connected).catch(() => undefined)
+    const force = !this.client.connected || this.inflight > 0
+    await this.client.endAsync(force).catch(() => undefined)
     this.notifyIdle()
   }
 

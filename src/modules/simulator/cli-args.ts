@@ -4,6 +4,7 @@ export const USAGE = `npm run simulate -- --mqtt URL[,URL…] [options]
 
   --mqtt URLS             broker(s) every meter publishes to (required), e.g. mqtt://host:1883,mqtt://host2:1883
   --api URL               register the meters first through POST {URL}/api/devices (409 = already there)
+  --token TOKEN           bearer token for --api (an admin token: registering devices is admin-only)
   --devices N             meters to simulate (SIMULATOR_DEVICES)
   --rate-multiplier X     run the meters' clock X times faster: X times the messages, same content (default 1)
   --duration S            stop after S seconds (default: run until Ctrl-C)
@@ -44,6 +45,8 @@ export interface CliArgs {
   /** Configuration variables for loadConfig, validated there like the server's own. */
   env: Record<string, string>
   api?: string
+  /** Bearer token for the API calls. */
+  token?: string
   rateMultiplier: number
   durationS: number
   progressS: number
@@ -69,6 +72,7 @@ export function parseCliArgs(argv: string[]): CliArgs {
     options: {
       ...Object.fromEntries(Object.keys(ENV_OF).map((k) => [k, string])),
       api: string,
+      token: string,
       'rate-multiplier': string,
       duration: string,
       'progress-every': string,
@@ -87,6 +91,9 @@ export function parseCliArgs(argv: string[]): CliArgs {
   if (!help && !env.MQTT_URL) throw new Error('--mqtt is required')
   const api = text.api as string | undefined
   if (api !== undefined && !/^https?:\/\/\S+$/.test(api)) throw new Error('--api: an http(s) URL')
+  const token = text.token as string | undefined
+  if (token !== undefined && !/^[\x21-\x7e]{1,512}$/.test(token))
+    throw new Error('--token: printable characters')
   const commandKey = text['command-key'] as string | undefined
   if (commandKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(commandKey))
     throw new Error('--command-key: 64 hexadecimal characters')
@@ -96,6 +103,7 @@ export function parseCliArgs(argv: string[]): CliArgs {
     help,
     env,
     api,
+    token,
     rateMultiplier,
     durationS: positive('duration', text.duration as string | undefined, 0, 31_536_000),
     progressS: Math.max(1, positive('progress-every', text['progress-every'] as string | undefined, 5, 3600)),

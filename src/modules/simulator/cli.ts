@@ -16,9 +16,12 @@ const fail = (message: string, code: number) => {
 
 const total = (s: FleetStats) => Object.values(s.published).reduce((a, b) => a + b, 0)
 
-async function checkApi(api: string): Promise<void> {
+async function checkApi(api: string, token?: string): Promise<void> {
   const url = new URL('/api/devices?limit=1', api)
-  const res = await fetch(url).catch((error: Error) => fail(`API ${api} unreachable: ${error.message}`, 1))
+  const headers = token ? { authorization: `Bearer ${token}` } : undefined
+  const res = await fetch(url, { headers }).catch((error: Error) =>
+    fail(`API ${api} unreachable: ${error.message}`, 1),
+  )
   if (res && !res.ok) fail(`API ${url} answered ${res.status}`, 1)
   await res?.body?.cancel()
 }
@@ -72,7 +75,7 @@ async function main(): Promise<void> {
     return fail(`${message}\n\n${USAGE}`, 2)
   }
   const log = pino({ level: config.LOG_LEVEL, base: { service: 'simulator' } }, pino.destination(2))
-  if (args.api) await checkApi(args.api)
+  if (args.api) await checkApi(args.api, args.token)
   const registry = new Registry()
   const brokerUrls = simulatorBrokerUrls(config)
   const fleet = new Fleet({
@@ -80,7 +83,7 @@ async function main(): Promise<void> {
     brokerUrls,
     log,
     metrics: createSimulatorMetrics(registry),
-    register: args.api ? httpRegistrar(args.api) : undefined,
+    register: args.api ? httpRegistrar(args.api, args.token) : undefined,
     keyFor: args.commandKey ? () => args.commandKey : undefined,
     timing: { timeScale: args.rateMultiplier },
   })

@@ -12,6 +12,9 @@ import type { SimulatorMetrics } from './metrics.ts'
 import type { Registrar } from './registration.ts'
 import { type MeterTiming, SimulatedMeter } from './simulated-meter.ts'
 
+/** The MQTT password of a meter (username = device id), or undefined to connect without one. */
+export type SecretProvider = (deviceId: string) => Promise<string | undefined>
+
 export interface FleetOptions {
   config: SimulatorConfig
   brokerUrls: string[]
@@ -20,6 +23,8 @@ export interface FleetOptions {
   /** Registers each meter before it first connects; none = the meters are registered elsewhere. */
   register?: Registrar
   keyFor?: KeyProvider
+  /** Asked once per meter after registration, before it first connects. */
+  secretFor?: SecretProvider
   timing?: Partial<MeterTiming>
   /** Meters registered and powered on at the same time while the fleet starts. */
   startConcurrency?: number
@@ -47,6 +52,7 @@ export const DEFAULT_TIMING: MeterTiming = { timeScale: 1, otaStepMs: 500, reboo
 export class Fleet {
   readonly meters: SimulatedMeter[]
   private readonly register: Registrar | undefined
+  private readonly secretFor: SecretProvider | undefined
   private readonly concurrency: number
   private readonly log: FastifyBaseLogger
   private readonly metrics: SimulatorMetrics | undefined
@@ -65,6 +71,7 @@ export class Fleet {
     this.log = options.log
     this.metrics = options.metrics
     this.register = options.register
+    this.secretFor = options.secretFor
     this.concurrency = options.startConcurrency ?? 20
     const timing = { ...DEFAULT_TIMING, ...options.timing }
     const factory = provisionedConfig(config, options.brokerUrls)
@@ -146,6 +153,13 @@ export class Fleet {
             await this.register(registrationOf(meter.identity, this.factory))
           } catch (error) {
             this.log.warn({ err: error, device_id: meter.deviceId }, 'simulated meter not registered')
+          }
+        }
+        if (this.secretFor) {
+          try {
+            meter.mqttPassword = await this.secretFor(meter.deviceId)
+          } catch (error) {
+            this.log.warn({ err: error, device_id: meter.deviceId }, 'simulated meter got no MQTT secret')
           }
         }
         if (!this.stopping) meter.start()

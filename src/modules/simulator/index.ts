@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client'
 import type { Config } from '../../config.ts'
 import type { DevicesService } from '../devices/index.ts'
 import type { KeyProvider } from './command-processor.ts'
-import { Fleet } from './fleet.ts'
+import { Fleet, type SecretProvider } from './fleet.ts'
 import type { SimulatorConfig } from './fleet-plan.ts'
 import { createSimulatorMetrics } from './metrics.ts'
 import { facadeRegistrar } from './registration.ts'
@@ -12,7 +12,7 @@ import type { MeterTiming } from './simulated-meter.ts'
 export type { KeyProvider } from './command-processor.ts'
 export { canonicalJson, signCommand, verifyCommand } from './command-signature.ts'
 export { DutyCycle, type Phase } from './duty-cycle.ts'
-export { Fleet, type FleetStats } from './fleet.ts'
+export { Fleet, type FleetStats, type SecretProvider } from './fleet.ts'
 export { type MeterConfig, type MeterIdentity, planFleet, type SimulatorConfig } from './fleet-plan.ts'
 export { MAX_MEASUREMENTS, type Measurement } from './messages.ts'
 export { activePower, MeterPhysics, type PhysicsSample } from './meter-physics.ts'
@@ -32,6 +32,8 @@ export interface SimulatorModuleOptions {
   devices?: Pick<DevicesService, 'find' | 'create'>
   /** The command key of a device; without one, commands are accepted unverified. */
   keyFor?: KeyProvider
+  /** The MQTT password of a device (embedded broker with token auth); none = connect without one. */
+  secretFor?: SecretProvider
   /** Tests and load runs: a faster clock, shorter OTA steps and reboot downtime. */
   timing?: Partial<MeterTiming>
 }
@@ -46,7 +48,7 @@ export function simulatorBrokerUrls(config: Pick<Config, 'MQTT_URL'>, embeddedPo
 /**
  * The simulator module: a fleet of simulated rail power meters that speak only MQTT (protocol v2)
  * to real brokers. The plugin registers the meters and powers them on once the app is ready and
- * stops them gracefully on close; `fleet` is the handle to inspect or drive them.
+ * stops them gracefully when it closes; `fleet` is the handle to inspect or drive them.
  */
 export function createSimulatorModule(options: SimulatorModuleOptions): {
   plugin: FastifyPluginAsync
@@ -59,6 +61,7 @@ export function createSimulatorModule(options: SimulatorModuleOptions): {
     metrics: options.metrics ? createSimulatorMetrics(options.metrics) : undefined,
     register: options.devices ? facadeRegistrar(options.devices) : undefined,
     keyFor: options.keyFor,
+    secretFor: options.secretFor,
     timing: options.timing,
   })
   const plugin: FastifyPluginAsync = async (app) => {
@@ -66,7 +69,9 @@ export function createSimulatorModule(options: SimulatorModuleOptions): {
     app.addHook('onReady', async () => {
       fleet.start().catch((err) => options.log.error({ err }, 'simulator failed to start'))
     })
-    app.addHook('onClose', async () => {
+    // preClose runs before every onClose: the brokers and the database are still there while the
+    // meters flush, say offline and disconnect (bounded: a broker that stops acking gets dropped).
+    app.addHook('preClose', async () => {
       await fleet.stop()
     })
   }

@@ -15,13 +15,13 @@ export function facadeRegistrar(devices: Pick<DevicesService, 'find' | 'create'>
   }
 }
 
-/** CLI mode: POST {api}/api/devices; 201 created, 409 already there. */
-export function httpRegistrar(apiBase: string): Registrar {
+/** CLI mode: POST {api}/api/devices (with a bearer token when given); 201 created, 409 already there. */
+export function httpRegistrar(apiBase: string, token?: string): Registrar {
   const url = new URL('/api/devices', apiBase).toString()
   return async (registration) => {
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify(registration),
     })
     if (res.status === 201 || res.status === 409) {

@@ -9,7 +9,6 @@ import {
   type CommandResult,
   chunkMeasurements,
   envelope,
-  type Measurement,
   type MessageType,
   type Outgoing,
   type PublishedType,
@@ -17,6 +16,7 @@ import {
 } from './messages.ts'
 import { MeterPhysics } from './meter-physics.ts'
 import { runOta } from './ota-flow.ts'
+import { Sampler } from './sampler.ts'
 import { mixSeed, SeededRandom } from './seeded-random.ts'
 import { SequenceCounter } from './sequence.ts'
 
@@ -49,21 +49,8 @@ export interface MeterOptions {
   log: FastifyBaseLogger
 }
 
-/** Temperature, battery (and THD on AC) go out once a minute of sampled time. */
-const AUX_PERIOD_S = 60
 const QUEUE_CAPACITY = 1000
 const DRAIN_TIMEOUT_MS = 2000
-const UNITS: Record<string, string> = {
-  voltage_dc: 'V',
-  current_dc: 'A',
-  voltage_ac: 'V',
-  current_ac: 'A',
-  frequency: 'Hz',
-  thd_v: '%',
-  thd_i: '%',
-  temperature: 'Cel',
-  battery: 'V',
-}
 
 const brokerUrl = ({ host, port }: { host: string; port: number }) =>
   `mqtt://${host.includes(':') ? `[${host}]` : host}:${port}`
@@ -79,9 +66,12 @@ export class SimulatedMeter implements CommandTarget {
   config: MeterConfig
   fwVersion = FACTORY_FW_VERSION
   links: BrokerLink[] = []
+  /** The MQTT password (username = device id) its connections present; none = anonymous. */
+  mqttPassword: string | undefined
   readonly physics: MeterPhysics
   private readonly seq = new SequenceCounter()
   private readonly faults: FaultInjector
+  private readonly sampler: Sampler
   private readonly commands: CommandProcessor
   private state: 'off' | 'on' | 'rebooting' | 'stopped' = 'off'
   private transition: Promise<void> = Promise.resolve()
@@ -90,9 +80,6 @@ export class SimulatedMeter implements CommandTarget {
   private rebootTimer: NodeJS.Timeout | undefined
   private bootedAt = 0
   private bootHelloSent = false
-  private lastSampleAt = 0
-  private auxDue_s = 0
-  private temperature = 25
   private otaCmdId: string | undefined
   private wasConnected = false
 
@@ -101,6 +88,7 @@ export class SimulatedMeter implements CommandTarget {
     this.deviceId = identity.device_id
     this.config = { ...options.factory, brokers: [...options.factory.brokers] }
     this.physics = new MeterPhysics(identity.system, new SeededRandom(mixSeed(seed, identity.index, 1)))
+    this.sampler = new Sampler(this.physics)
     this.faults = new FaultInjector(options.faults, new SeededRandom(mixSeed(seed, identity.index, 2)))
     this.commands = new CommandProcessor(this, options.keyFor, options.events.command, options.log)
   }
@@ -196,8 +184,7 @@ export class SimulatedMeter implements CommandTarget {
     this.seq.reset()
     this.boot = new AbortController()
     this.bootedAt = Date.now()
-    this.lastSampleAt = this.bootedAt
-    this.auxDue_s = 0
+    this.sampler.restart(this.bootedAt)
     this.bootHelloSent = false
     this.links = this.config.brokers.map((url) => this.connect(url))
     this.schedule()
@@ -227,6 +214,7 @@ export class SimulatedMeter implements CommandTarget {
     const link = new BrokerLink(url, {
       url,
       clientId: id,
+      password: this.mqttPassword,
       will: () => statusMessage(id, 'offline'),
       online: () => statusMessage(id, 'online'),
       capacity: QUEUE_CAPACITY,
@@ -292,36 +280,8 @@ export class SimulatedMeter implements CommandTarget {
   /** Samples everything due since the last datagram and sends it, split at 200 measurements. */
   private sendTelemetry(): void {
     const cadenceMs = this.config.sampling_cadence_ms
-    const stepMs = this.realMs(cadenceMs)
-    const now = Date.now()
-    let due = Math.floor((now - this.lastSampleAt) / stepMs)
-    if (due <= 0) return
-    if (due > 10_000) {
-      this.lastSampleAt = now - 10_000 * stepMs
-      due = 10_000
-    }
-    const measurements: Measurement[] = []
-    const add = (ts: string, type: string, val: number) =>
-      measurements.push({ ts, type, val, unit: UNITS[type] })
-    const kind = this.physics.supply.kind
-    for (let k = 1; k <= due; k++) {
-      const ts = new Date(this.lastSampleAt + k * stepMs).toISOString()
-      const s = this.physics.step(cadenceMs / 1000)
-      add(ts, `voltage_${kind}`, s.voltage)
-      add(ts, `current_${kind}`, s.current)
-      if (s.frequency !== undefined) add(ts, 'frequency', s.frequency)
-      if (s.pf !== undefined) measurements.push({ ts, type: 'pf', val: s.pf })
-      this.auxDue_s -= cadenceMs / 1000
-      if (this.auxDue_s <= 0) {
-        this.auxDue_s += AUX_PERIOD_S
-        const aux = this.physics.auxiliary()
-        this.temperature = aux.temperature
-        for (const [type, val] of Object.entries(aux)) add(ts, type, val)
-      }
-    }
-    this.lastSampleAt += due * stepMs
-    const perSample = kind === 'dc' ? 2 : 4
-    for (const chunk of chunkMeasurements(measurements, perSample))
+    const measurements = this.sampler.collect(Date.now(), cadenceMs, this.realMs(cadenceMs))
+    for (const chunk of chunkMeasurements(measurements, this.sampler.perSample))
       this.emit('telemetry', { measurements: chunk }, true)
   }
 
@@ -332,7 +292,7 @@ export class SimulatedMeter implements CommandTarget {
       broker_connections: this.links.filter((l) => l.connected).length,
       buf_usage_pct: Math.max(0, ...this.links.map((l) => l.usagePct)),
       // The electronics run a few degrees above the enclosure.
-      temp_internal: Number((this.temperature + 6).toFixed(1)),
+      temp_internal: Number((this.sampler.temperature + 6).toFixed(1)),
     }
   }
 

@@ -1,10 +1,11 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
+import { type Config, ConfigError } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { DEFAULT_DEVICE_CONFIG, type DevicesService } from '../devices/index.ts'
 import { energyRoutes } from './energy-routes.ts'
 import { EnergyService } from './energy-service.ts'
+import { InfluxTelemetryStore } from './influx-store.ts'
 import { PostgresTelemetryStore } from './postgres-store.ts'
 import { metricsRoutes } from './routes.ts'
 import { TelemetryService } from './service.ts'
@@ -22,7 +23,9 @@ export {
   totals,
 } from './energy-integrator.ts'
 export type { EnergyService } from './energy-service.ts'
+export { type InfluxStoreOptions, InfluxTelemetryStore } from './influx-store.ts'
 export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
+export { PostgresTelemetryStore } from './postgres-store.ts'
 export { type DerivedPower, derivePower, type ElectricalValues } from './power.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
@@ -35,9 +38,24 @@ export interface TelemetryModuleOptions {
   log: FastifyBaseLogger
 }
 
+/** InfluxDB 2 when INFLUX_URL is set (all four INFLUX_* variables then required), else PostgreSQL/PGlite. */
+function createStore(config: Config, db: Kysely<Database>): TelemetryStore {
+  const { INFLUX_URL: url, INFLUX_TOKEN: token, INFLUX_ORG: org, INFLUX_BUCKET: bucket } = config
+  if (!url) return new PostgresTelemetryStore(db)
+  if (!token || !org || !bucket) {
+    const missing = Object.entries({ INFLUX_TOKEN: token, INFLUX_ORG: org, INFLUX_BUCKET: bucket })
+    throw new ConfigError(
+      missing.filter(([, v]) => !v).map(([name]) => `${name}: required when INFLUX_URL is set`),
+    )
+  }
+  const deviceIdOf = async (pk: number) =>
+    (await db.selectFrom('devices').select('device_id').where('id', '=', pk).executeTakeFirst())?.device_id
+  return new InfluxTelemetryStore({ url, token, org, bucket, deviceIdOf })
+}
+
 /** Builds the telemetry module: the time-series store, energy registers, and their routes. */
 export function createTelemetryModule({ db, devices, config, log }: TelemetryModuleOptions) {
-  const store: TelemetryStore = new PostgresTelemetryStore(db)
+  const store = createStore(config, db)
   const energy = new EnergyService({
     db,
     store,

@@ -37,7 +37,7 @@ function rowParams(d: Datagram): unknown[] {
 }
 
 /** Epoch-ms time of sample i (1-based) of a telemetry row, as SQL. */
-const sampleTime = sql`(extract(epoch from t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms))`
+const sampleTime = sql`(date_part('epoch', t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms))`
 
 /** P: DC V × I wins when present (as derivePower does); AC only with a PF inside −1…1. */
 const ACTIVE_POWER = sql`coalesce(u.vdc * u.idc, case when u.pf between -1 and 1 then u.vac * u.iac * u.pf end)`
@@ -53,7 +53,7 @@ function valueSource(metric: string): { unnest: RawBuilder<unknown>; value: RawB
   if (metric === 'power_apparent') return { unnest: power, value: sql`u.vac * u.iac` }
   if (metric === 'power_reactive') {
     // greatest() ignores nulls, so guard: no reactive power where there is no AC apparent power.
-    const q = sql`case when u.vac * u.iac * u.pf is not null then sqrt(greatest((u.vac * u.iac) ^ 2 - (${ACTIVE_POWER}) ^ 2, 0)) end`
+    const q = sql`case when u.vac * u.iac * u.pf is not null and u.pf between -1 and 1 then sqrt(greatest((u.vac * u.iac) ^ 2 - (${ACTIVE_POWER}) ^ 2, 0)) end`
     return { unnest: power, value: q }
   }
   // Any other type lives in the jsonb column.

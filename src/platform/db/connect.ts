@@ -27,6 +27,10 @@ export async function connectDatabase(
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax })
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {})
+    // A checked-out client (held by a transaction, or between a query and its release) has no
+    // listener of the pool's: its connection dropping would be an uncaught 'error' that closes the
+    // process. The query in progress gets the error itself; the pool discards the dead client.
+    pool.on('connect', (client) => client.on('error', () => {}))
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), engine: 'postgres' }
   }
   let pglite: PGlite

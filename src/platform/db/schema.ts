@@ -66,6 +66,14 @@ export interface DeviceKeysTable {
   rotated_at: NullableTimestamp
 }
 
+/** The SHA-256 of each device's MQTT secret (module device-auth). */
+export interface DeviceSecretsTable {
+  device_pk: number
+  secret_hash: string
+  created_at: Timestamp
+  rotated_at: NullableTimestamp
+}
+
 export interface DeviceSeqTrackingTable {
   device_pk: number
   state: Json
@@ -121,6 +129,16 @@ export interface EnergyDirtyTable {
   marked_at: Timestamp
 }
 
+export interface ApiTokensTable {
+  id: Generated<number>
+  name: string
+  role: 'viewer' | 'operator' | 'admin'
+  token_hash: string
+  created_at: Timestamp
+  last_used_at: NullableTimestamp
+  revoked_at: NullableTimestamp
+}
+
 export interface Database {
   telemetry: TelemetryTable
   seq_gaps: SeqGapsTable
@@ -132,4 +150,6 @@ export interface Database {
   device_commands: DeviceCommandsTable
   device_keys: DeviceKeysTable
   device_seq_tracking: DeviceSeqTrackingTable
+  api_tokens: ApiTokensTable
+  device_secrets: DeviceSecretsTable
 }

@@ -15,6 +15,9 @@ export interface HubOptions {
   clientId: string
   protocolVersion: 4 | 5
   logger: FastifyBaseLogger
+  /** Credentials of the connection (the embedded broker's process-local one); URLs may carry their own. */
+  username?: string
+  password?: string
 }
 
 const withoutCredentials = (url: string) => url.replace(/\/\/[^@/]*@/, '//')
@@ -40,6 +43,9 @@ export class MqttHub {
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       protocolVersion: this.options.protocolVersion,
+      ...(this.options.username !== undefined
+        ? { username: this.options.username, password: this.options.password }
+        : {}),
       // A persistent session needs an expiry on MQTT 5, or the broker drops it on disconnect.
       properties: this.options.protocolVersion === 5 ? { sessionExpiryInterval: 3600 } : undefined,
     }

@@ -1,8 +1,19 @@
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
+import { BrokerAuth, type DeviceAuthMode } from './broker-auth.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded-broker.ts'
 import { MqttHub } from './hub.ts'
+import { startTlsListener, type TlsListener } from './tls-listener.ts'
 
+export {
+  BrokerAuth,
+  type DeniedAction,
+  type DeviceAuthMode,
+  type DeviceCredentialCheck,
+  deviceMayPublish,
+  deviceMaySubscribe,
+} from './broker-auth.ts'
 export type { EmbeddedBroker } from './embedded-broker.ts'
 export { startEmbeddedBroker } from './embedded-broker.ts'
 export type { BrokerLink, MessageHandler } from './hub.ts'
@@ -13,6 +24,10 @@ declare module 'fastify' {
     mqtt: MqttHub
     /** Present when MQTT_URL is unset and the process runs its own broker. */
     embeddedBroker: EmbeddedBroker | null
+    /** Authentication and ACL of the embedded broker (null with external brokers). */
+    brokerAuth: BrokerAuth | null
+    /** Port of the embedded broker's TLS listener, when MQTT_TLS_PORT is set. */
+    brokerTlsPort: number | null
   }
 }
 
@@ -20,15 +35,70 @@ export interface MqttPluginOptions {
   config: Config
 }
 
+/** The embedded broker's TLS listener when MQTT_TLS_PORT is set (required by MQTT_DEVICE_AUTH=mtls). */
+async function startTls(broker: EmbeddedBroker, config: Config): Promise<TlsListener | null> {
+  const mtls = config.MQTT_DEVICE_AUTH === 'mtls'
+  if (config.MQTT_TLS_PORT === undefined) {
+    if (mtls)
+      throw new Error('MQTT_DEVICE_AUTH=mtls needs MQTT_TLS_PORT, MQTT_TLS_CERT, MQTT_TLS_KEY, MQTT_TLS_CA')
+    return null
+  }
+  if (!config.MQTT_TLS_CERT || !config.MQTT_TLS_KEY)
+    throw new Error('MQTT_TLS_PORT needs MQTT_TLS_CERT and MQTT_TLS_KEY')
+  return startTlsListener(broker.aedes, {
+    port: config.MQTT_TLS_PORT,
+    host: config.HOST,
+    certFile: config.MQTT_TLS_CERT,
+    keyFile: config.MQTT_TLS_KEY,
+    caFile: config.MQTT_TLS_CA,
+    requireClientCert: mtls,
+  })
+}
+
 /** The MQTT connections of the process: to the configured brokers, or to an embedded one. */
 export const mqttPlugin = fp<MqttPluginOptions>(
   async (app, { config }) => {
     let broker: EmbeddedBroker | null = null
+    let brokerAuth: BrokerAuth | null = null
+    let tls: TlsListener | null = null
     let urls: string[]
+    // The server's own client proves itself with a password that lives only in this process.
+    const internal = {
+      clientId: config.MQTT_CLIENT_ID,
+      username: config.MQTT_CLIENT_ID,
+      password: randomBytes(32).toString('base64url'),
+    }
     if (config.MQTT_URL) {
       urls = config.MQTT_URL.split(',').map((u) => u.trim())
     } else {
       broker = await startEmbeddedBroker(config.MQTT_BROKER_PORT, config.HOST)
+      const denied = app.hasDecorator('metrics')
+        ? new app.metrics.client.Counter({
+            name: 'mqtt_denied_total',
+            help: 'Embedded broker refusals: CONNECT, publish, will, subscribe',
+            labelNames: ['action'] as const,
+            registers: [app.metrics.client.register],
+          })
+        : undefined
+      const log = app.log.child({ component: 'broker-auth' })
+      brokerAuth = new BrokerAuth({
+        mode: config.MQTT_DEVICE_AUTH as DeviceAuthMode,
+        internal,
+        onDenied: (action, clientId, reason) => {
+          denied?.inc({ action })
+          log.warn({ action, client_id: clientId, reason }, 'mqtt access denied')
+        },
+      })
+      brokerAuth.install(broker.aedes)
+      if (config.MQTT_DEVICE_AUTH === 'none')
+        app.log.warn('MQTT_DEVICE_AUTH=none: any client may connect to the embedded broker and use any topic')
+      try {
+        tls = await startTls(broker, config)
+      } catch (error) {
+        await broker.close()
+        throw error
+      }
+      if (tls) app.log.info({ port: tls.port }, 'embedded MQTT broker TLS listener')
       app.log.info({ port: broker.port }, 'embedded MQTT broker listening')
       urls = [`mqtt://127.0.0.1:${broker.port}`]
     }
@@ -38,9 +108,12 @@ export const mqttPlugin = fp<MqttPluginOptions>(
       clientId: config.MQTT_CLIENT_ID,
       protocolVersion: broker ? 4 : 5,
       logger: app.log,
+      ...(broker ? { username: internal.username, password: internal.password } : {}),
     })
     app.decorate('mqtt', hub)
     app.decorate('embeddedBroker', broker)
+    app.decorate('brokerAuth', brokerAuth)
+    app.decorate('brokerTlsPort', tls?.port ?? null)
     app.readiness.add('mqtt', () => {
       const down = hub.links.filter((l) => !l.client.connected).map((l) => l.name)
       if (down.length > 0) throw new Error(`not connected: ${down.join(', ')}`)
@@ -48,6 +121,7 @@ export const mqttPlugin = fp<MqttPluginOptions>(
     app.addHook('onClose', async () => {
       await hub.close()
       await broker?.close()
+      await tls?.close()
     })
   },
   { name: 'mqtt', dependencies: ['readiness'] },

@@ -1,0 +1,189 @@
+import { Readable } from 'node:stream'
+import {
+  type BucketLocationConstraint,
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3'
+import { type Config, ConfigError } from '../../config.ts'
+import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
+import { CATEGORIES, timePart } from './archive-store.ts'
+import { type KeyPage, type ListPage, newestInCategory, readAll } from './s3-listing.ts'
+
+export type S3Config = Pick<
+  Config,
+  | 'S3_BUCKET'
+  | 'S3_ENDPOINT'
+  | 'S3_REGION'
+  | 'S3_ACCESS_KEY_ID'
+  | 'S3_SECRET_ACCESS_KEY'
+  | 'S3_FORCE_PATH_STYLE'
+>
+
+const byKeyDesc = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0)
+
+/** The S3 client of the configuration: static keys when given, else the SDK's default credential chain. */
+export function createS3Client(config: S3Config): S3Client {
+  const { S3_ACCESS_KEY_ID: accessKeyId, S3_SECRET_ACCESS_KEY: secretAccessKey } = config
+  if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
+    const missing = accessKeyId ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'
+    throw new ConfigError([`${missing}: required when S3_ACCESS_KEY_ID or S3_SECRET_ACCESS_KEY is set`])
+  }
+  return new S3Client({
+    region: config.S3_REGION,
+    endpoint: config.S3_ENDPOINT,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    // Checksums only where S3 demands them: s3rver and other S3 look-alikes store aws-chunked framing otherwise.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  })
+}
+
+const statusOf = (error: unknown) =>
+  (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+const nameOf = (error: unknown) => (error as { name?: string }).name
+
+/**
+ * Archive objects in an S3 bucket (created on first use), with the filesystem adapter's keys and
+ * listing order. S3 lists ascending only: a listing reads each category's time windows backwards
+ * with StartAfter (see `newestInCategory`), so the newest `limit` objects of a device with years of
+ * history cost a handful of requests, not a scan of the device's keys.
+ */
+export class S3ArchiveStore implements ArchiveStore {
+  readonly name = 's3'
+  private bucketReady: Promise<void> | undefined
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+    private readonly region = 'us-east-1',
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async put(key: string, body: Buffer): Promise<void> {
+    checkKey(key)
+    await this.ensureBucket()
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.length,
+        ContentType: 'application/x-ndjson',
+      }),
+    )
+  }
+
+  async list(prefix: string, limit: number): Promise<ArchiveObject[]> {
+    if (limit <= 0) return []
+    await this.ensureBucket()
+    const list: ListPage = (request) => this.page(request)
+    const [device, category, ...rest] = prefix.split('/')
+    if (category === undefined) {
+      // Not inside a device (the routes never ask this): every key under the prefix, read ascending.
+      return (await readAll(list, prefix)).reverse().slice(0, limit)
+    }
+    const now = this.now()
+    if (rest.length === 0) {
+      // Under a device, each category of the key layout is read on its own and the results merged by time.
+      const perCategory = await Promise.all(
+        CATEGORIES.filter((c) => c.startsWith(category)).map((c) =>
+          newestInCategory(list, `${device}/${c}/`, `${device}/${c}/`, limit, now),
+        ),
+      )
+      const found = perCategory.flat()
+      found.sort((a, b) => byKeyDesc(timePart(a.key), timePart(b.key)))
+      return found.slice(0, limit)
+    }
+    return newestInCategory(list, `${device}/${category}/`, prefix, limit, now)
+  }
+
+  private async page(request: Parameters<ListPage>[0]): Promise<KeyPage> {
+    const page = await this.client.send(
+      new ListObjectsV2Command({
+        Bucket: this.bucket,
+        Prefix: request.prefix,
+        StartAfter: request.startAfter,
+        ContinuationToken: request.token,
+        MaxKeys: request.maxKeys,
+      }),
+    )
+    const objects: ArchiveObject[] = []
+    for (const o of page.Contents ?? []) {
+      if (o.Key === undefined) continue
+      objects.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) })
+    }
+    return { objects, truncated: page.IsTruncated === true, token: page.NextContinuationToken }
+  }
+
+  async get(key: string): Promise<{ body: Readable; size: number } | undefined> {
+    checkKey(key)
+    await this.ensureBucket()
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
+      if (!(object.Body instanceof Readable)) throw new Error('S3 GetObject returned no stream body')
+      return { body: object.Body, size: object.ContentLength ?? 0 }
+    } catch (error) {
+      if (nameOf(error) === 'NoSuchKey' || statusOf(error) === 404) return undefined
+      throw error
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.ensureBucket()
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy()
+  }
+
+  /** Creates the bucket once when it is missing; a failed attempt is retried on the next call. */
+  private ensureBucket(): Promise<void> {
+    if (!this.bucketReady) {
+      const attempt = this.createBucketIfMissing()
+      this.bucketReady = attempt
+      attempt.catch(() => {
+        if (this.bucketReady === attempt) this.bucketReady = undefined
+      })
+    }
+    return this.bucketReady
+  }
+
+  private async createBucketIfMissing(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))
+      return
+    } catch (error) {
+      if (statusOf(error) !== 404 && nameOf(error) !== 'NotFound') throw error
+    }
+    try {
+      await this.client.send(
+        new CreateBucketCommand({
+          Bucket: this.bucket,
+          // us-east-1 is the one region that refuses an explicit location constraint.
+          CreateBucketConfiguration:
+            this.region === 'us-east-1'
+              ? undefined
+              : { LocationConstraint: this.region as BucketLocationConstraint },
+        }),
+      )
+    } catch (error) {
+      // Another replica may have created it in the meantime.
+      if (nameOf(error) !== 'BucketAlreadyOwnedByYou') throw error
+    }
+  }
+}
+
+function checkKey(key: string): void {
+  if (key.includes('..') || key.startsWith('/') || key.length === 0) throw new Error('invalid archive key')
+}
+
+/** The S3 adapter of the configuration (S3_BUCKET set). */
+export function createS3ArchiveStore(config: S3Config, bucket: string): S3ArchiveStore {
+  return new S3ArchiveStore(createS3Client(config), bucket, config.S3_REGION)
+}

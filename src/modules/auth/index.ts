@@ -1,0 +1,77 @@
+import type { FastifyBaseLogger, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Kysely } from 'kysely'
+import type { Config } from '../../config.ts'
+import type { Database } from '../../platform/db/index.ts'
+import { createGuard } from './guard.ts'
+import { registerHardening } from './hardening.ts'
+import { accessFor } from './policy.ts'
+import { tokenRoutes } from './routes.ts'
+import { TokenService } from './service.ts'
+
+export { UNAUTHENTICATED } from './guard.ts'
+export { type Access, accessFor, allows, POLICY, ROLES, type Role } from './policy.ts'
+export { type Principal, TOKEN_NOT_FOUND, type TokenInfo, TokenService } from './service.ts'
+export { hashToken } from './token-secret.ts'
+
+/** The OpenAPI security scheme of the API, for @fastify/swagger's `components.securitySchemes`. */
+export const bearerSecurityScheme = { bearerAuth: { type: 'http', scheme: 'bearer' } } as const
+
+/** Token lookups are trusted this long: a revocation made on another replica (or the CLI) bites within it. */
+export const TOKEN_CACHE_TTL_MS = 30_000
+
+export interface AuthModuleOptions {
+  db: Kysely<Database>
+  config: Config
+  log: FastifyBaseLogger
+}
+
+/**
+ * Builds the auth module: bearer tokens with roles on every /api route (policy.ts, default-deny),
+ * security headers, CORS and rate limits. Register its plugin before the modules' routes.
+ */
+export function createAuthModule({ db, config, log }: AuthModuleOptions) {
+  const service = new TokenService(db, {
+    adminToken: config.ADMIN_TOKEN,
+    cacheTtlMs: TOKEN_CACHE_TTL_MS,
+    onTouchError: (err) => log.warn({ err }, 'could not record a token use'),
+  })
+  const plugin = fp(
+    async (app) => {
+      const limit = await registerHardening(app, config)
+      if (config.AUTH_DISABLED) {
+        app.log.warn(
+          'HTTP authentication is OFF (AUTH_DISABLED=true): anyone who reaches this port may do anything',
+        )
+      } else {
+        const token = await service.bootstrap()
+        if (token) {
+          app.log.warn(
+            `no admin token existed: created API token "bootstrap-admin" (role admin), shown only this once: ${token}` +
+              ' — store it, create named tokens with POST /api/tokens, then revoke this one',
+          )
+        }
+      }
+      app.addHook(
+        'onRequest',
+        createGuard({
+          tokens: service,
+          metricsToken: config.METRICS_TOKEN,
+          limit,
+          enabled: !config.AUTH_DISABLED,
+        }),
+      )
+      // OpenAPI: mark protected routes, only when @fastify/swagger is there (registered before the routes).
+      app.addHook('onRoute', (route: RouteOptions) => {
+        if (config.AUTH_DISABLED || !app.hasPlugin('@fastify/swagger')) return
+        const method = Array.isArray(route.method) ? route.method[0] : route.method
+        if (method && route.schema && accessFor(method, route.url) !== 'public') {
+          route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as RouteOptions['schema']
+        }
+      })
+      await app.register(tokenRoutes, { tokens: service })
+    },
+    { name: 'auth', dependencies: ['db'] },
+  )
+  return { service, plugin }
+}

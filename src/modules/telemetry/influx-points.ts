@@ -1,0 +1,58 @@
+import { Point } from '@influxdata/influxdb-client'
+import type { Datagram } from './datagram.ts'
+import { STORED_TYPES, UNITS } from './measurement-types.ts'
+import { derivePower } from './power.ts'
+
+/** The one measurement all telemetry lives in; series differ by the tags device_id, metric and unit. */
+export const MEASUREMENT = 'iot_telemetry'
+export const FIELD = 'value'
+
+const finite = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
+
+function point(
+  deviceId: string,
+  metric: string,
+  unit: string | undefined,
+  time: number,
+  value: number,
+): Point {
+  // An empty tag value is left out of the line (pf and unknown types have no unit).
+  return new Point(MEASUREMENT)
+    .tag('device_id', deviceId)
+    .tag('metric', metric)
+    .tag('unit', unit ?? '')
+    .floatField(FIELD, value)
+    .timestamp(time)
+}
+
+/**
+ * Every point of a datagram: one per sample and measured type (typed columns and `other`), plus the
+ * derived powers of each sample. Deterministic, so a rewrite hits the same series and timestamps,
+ * which InfluxDB overwrites — the write is idempotent.
+ */
+export function datagramPoints(d: Datagram): Point[] {
+  const points: Point[] = []
+  d.times.forEach((time, i) => {
+    for (const type of STORED_TYPES) {
+      const v = d.values[type]?.[i]
+      if (finite(v)) points.push(point(d.deviceId, type, UNITS[type], time, v))
+    }
+    for (const [type, column] of Object.entries(d.other ?? {})) {
+      const v = column[i]
+      if (finite(v)) points.push(point(d.deviceId, type, undefined, time, v))
+    }
+    const at = (type: 'voltage_dc' | 'current_dc' | 'voltage_ac' | 'current_ac' | 'pf') =>
+      d.values[type]?.[i] ?? undefined
+    const power = derivePower({
+      voltage_dc: at('voltage_dc'),
+      current_dc: at('current_dc'),
+      voltage_ac: at('voltage_ac'),
+      current_ac: at('current_ac'),
+      pf: at('pf'),
+    })
+    for (const [metric, v] of Object.entries(power) as [keyof typeof power, number][]) {
+      points.push(point(d.deviceId, metric, UNITS[metric], time, v))
+    }
+  })
+  return points
+}
