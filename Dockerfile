@@ -39,6 +39,8 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The dashboard's browser files are not compiled: they ship beside the compiled module.
+COPY --from=build /app/src/modules/dashboard/public ./dist/src/modules/dashboard/public
 RUN mkdir -p /data && chown node:node /data
 # The node image's unprivileged user (uid 1000; deploy/k8s runs it as runAsUser 1000).
 USER node

@@ -9,7 +9,6 @@
  * (MQTT_URL=own starts a Mosquitto with deploy/mosquitto/mosquitto.conf on a free port).
  * Prints progress, then one JSON line.
  */
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,6 +17,7 @@ import { parseArgs } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
+import { startServer } from '../test/helpers/process.ts'
 import { mqttBaseline, startBareAedes, storeCeiling } from './lib/baselines.ts'
 import { connectAll, histogramQuantile, metricSum, publishAll, rssMb } from './lib/load.ts'
 
@@ -63,39 +63,6 @@ async function freshSchema(url: string): Promise<{ url: string; drop: () => Prom
   }
 }
 
-async function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      MQTT_BROKER_PORT: '0',
-      LOG_LEVEL: 'info',
-      AUTH_DISABLED: 'true',
-      RATE_LIMIT_MAX: '0',
-      // The bench's publishers connect anonymously; authentication is measured elsewhere.
-      MQTT_DEVICE_AUTH: 'none',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let text = ''
-  const found = await new Promise<{ http: string; broker?: number }>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text = (text + chunk.toString()).slice(-20_000)
-      const http = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1]
-      const broker = /"port":(\d+),"msg":"embedded MQTT broker listening"/.exec(text)?.[1]
-      if (http) resolve({ http, broker: broker ? Number(broker) : undefined })
-    })
-    child.once('exit', () => reject(new Error(`server exited:\n${text}`)))
-  })
-  // Keep draining its log so the pipe never blocks it.
-  child.stdout?.removeAllListeners('data')
-  child.stdout?.resume()
-  return { child, ...found }
-}
-
 async function main() {
   const mosquitto = ownMosquitto ? await startMosquitto() : undefined
   if (mosquitto) mqttUrl = mosquitto.url
@@ -131,12 +98,12 @@ async function main() {
     ...(schema ? { DATABASE_URL: schema.url } : {}),
     ...(mqttUrl ? { MQTT_URL: mqttUrl } : {}),
   })
-  const brokerUrl = mqttUrl ?? `mqtt://127.0.0.1:${server.broker}`
-  const metrics = async () => (await fetch(`${server.http}/metrics`)).text()
+  const brokerUrl = mqttUrl ?? `mqtt://127.0.0.1:${server.brokerPort}`
+  const metrics = async () => (await fetch(`${server.baseUrl}/metrics`)).text()
   for (let i = 0; i < ids.length; i += 25) {
     await Promise.all(
       ids.slice(i, i + 25).map((device_id) =>
-        fetch(`${server.http}/api/devices`, {
+        fetch(`${server.baseUrl}/api/devices`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ device_id, device_name: device_id }),

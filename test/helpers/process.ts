@@ -7,6 +7,9 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 export interface ServerProcess {
   child: ChildProcess
   baseUrl: string
+  /** Port of the embedded broker, when the server runs one. */
+  brokerPort?: number
+  /** The last 200 kB of the server's log (older lines are dropped: long runs must not hoard memory). */
   output: () => string
   /** Resolves with the exit code (or signal) once the process is gone. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
@@ -36,7 +39,7 @@ export async function startServer(env: Record<string, string>, timeoutMs = 30000
   const baseUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not listen in time:\n${text}`)), timeoutMs)
     const onData = (chunk: Buffer) => {
-      text += chunk.toString()
+      text = (text + chunk.toString()).slice(-200_000)
       const m = text.match(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/)
       if (m) {
         clearTimeout(timer)
@@ -47,5 +50,7 @@ export async function startServer(env: Record<string, string>, timeoutMs = 30000
     child.stderr?.on('data', onData)
     exited.then(() => reject(new Error(`server exited before listening:\n${text}`)))
   })
-  return { child, baseUrl, output: () => text, exited }
+  const brokerPort =
+    Number(/"port":(\d+),"msg":"embedded MQTT broker listening"/.exec(text)?.[1]) || undefined
+  return { child, baseUrl, brokerPort, output: () => text, exited }
 }

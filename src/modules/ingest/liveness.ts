@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { PeriodicTask } from '../../platform/periodic.ts'
 import type { AlertsService } from '../alerts/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 
@@ -7,8 +8,10 @@ import type { DevicesService } from '../devices/index.ts'
  * configuration are marked offline (in the database, so replicas agree) with one alert each.
  */
 export class LivenessSweeper {
-  private timer: NodeJS.Timeout | undefined
-  private running: Promise<void> | null = null
+  private readonly periodic = new PeriodicTask(
+    () => this.sweep(),
+    (err) => this.log.warn({ err }, 'liveness sweep failed; will retry'),
+  )
 
   constructor(
     private readonly devices: DevicesService,
@@ -33,21 +36,10 @@ export class LivenessSweeper {
   }
 
   start(everyMs: number): void {
-    const tick = () => {
-      this.running = this.sweep()
-        .then(() => undefined)
-        .catch((err) => this.log.warn({ err }, 'liveness sweep failed; will retry'))
-        .finally(() => {
-          this.running = null
-          this.timer = setTimeout(tick, everyMs)
-        })
-    }
-    this.timer = setTimeout(tick, everyMs)
+    this.periodic.start(everyMs)
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.timer)
-    await this.running
-    clearTimeout(this.timer)
+  stop(): Promise<void> {
+    return this.periodic.stop()
   }
 }

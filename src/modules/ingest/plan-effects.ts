@@ -5,29 +5,15 @@ import type { DevicesService } from '../devices/index.ts'
 import type { TelemetryService } from '../telemetry/index.ts'
 import { ArchiveBuffer } from './archive-buffer.ts'
 import type { FlushPlan } from './flush-plan.ts'
+import type { ParsedMessage } from './parse-message.ts'
+
+type CommandAckReport = Extract<ParsedMessage, { category: 'command_ack' }>['ack']
+type OtaStatusReport = Extract<ParsedMessage, { category: 'ota_status' }>['ota']
 
 /** What the commands module takes from the ingest (acks, OTA progress, firmware seen in hellos). */
 export interface CommandSink {
-  handleAck(
-    deviceId: string,
-    ack: {
-      cmd_id: string
-      result: 'accepted' | 'rejected' | 'error' | 'unsupported'
-      detail?: string
-      ts: string
-    },
-  ): Promise<void>
-  handleOtaStatus(
-    deviceId: string,
-    ota: {
-      cmd_id: string
-      ota_state: 'downloading' | 'verifying' | 'applying' | 'success' | 'failed'
-      progress_pct?: number
-      fw_version_target?: string
-      detail?: string
-      ts: string
-    },
-  ): Promise<void>
+  handleAck(deviceId: string, ack: CommandAckReport): Promise<void>
+  handleOtaStatus(deviceId: string, ota: OtaStatusReport): Promise<void>
   handleHello(deviceId: string, fwVersion: string, uptimeS?: number): Promise<void>
 }
 

@@ -32,7 +32,8 @@ export const BUCKET_MS = { '5m': 300_000, '15m': 900_000, '1h': 3_600_000, '1d':
 
 const MS_PER_HOUR = 3_600_000
 
-const emptyInterval = (start: number): EnergyInterval => ({
+/** An interval with nothing integrated in it. */
+export const emptyInterval = (start: number): EnergyInterval => ({
   start,
   import_wh: 0,
   export_wh: 0,

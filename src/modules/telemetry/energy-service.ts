@@ -1,8 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import { PeriodicTask } from '../../platform/periodic.ts'
 import type { Datagram } from './datagram.ts'
-import { type EnergyInterval, integrateEnergy } from './energy-integrator.ts'
+import { type EnergyInterval, emptyInterval, integrateEnergy } from './energy-integrator.ts'
 import * as repo from './energy-repository.ts'
 import type { TelemetryStore } from './store.ts'
 
@@ -25,8 +26,10 @@ export interface EnergyOptions {
 export class EnergyService {
   /** Marks already persisted and not yet recomputed: no need to write them again. */
   private readonly known = new Set<string>()
-  private timer: NodeJS.Timeout | undefined
-  private running: Promise<void> | null = null
+  private readonly periodic = new PeriodicTask(
+    () => this.recompute(),
+    (err) => this.o.log.warn({ err }, 'energy recompute failed; will retry'),
+  )
 
   constructor(private readonly o: EnergyOptions) {}
 
@@ -95,15 +98,7 @@ export class EnergyService {
     const wanted = new Set(starts)
     const computed = integrateEnergy(samples, { intervalMs: I, maxGapMs, breaks })
     const rows: EnergyInterval[] = starts.map(
-      (start) =>
-        computed.find((c) => c.start === start) ?? {
-          start,
-          import_wh: 0,
-          export_wh: 0,
-          apparent_vah: null,
-          reactive_varh: null,
-          covered_ms: 0,
-        },
+      (start) => computed.find((c) => c.start === start) ?? emptyInterval(start),
     )
     await repo.upsertIntervals(
       this.o.db,
@@ -125,21 +120,10 @@ export class EnergyService {
   }
 
   start(everyMs: number): void {
-    const tick = () => {
-      this.running = this.recompute()
-        .then(() => undefined)
-        .catch((err) => this.o.log.warn({ err }, 'energy recompute failed; will retry'))
-        .finally(() => {
-          this.running = null
-          this.timer = setTimeout(tick, everyMs)
-        })
-    }
-    this.timer = setTimeout(tick, everyMs)
+    this.periodic.start(everyMs)
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.timer)
-    await this.running
-    clearTimeout(this.timer)
+  stop(): Promise<void> {
+    return this.periodic.stop()
   }
 }
