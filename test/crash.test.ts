@@ -6,8 +6,8 @@ import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/en
 import { type Mosquitto, startMosquitto } from './helpers/mosquitto.ts'
 import { type ServerProcess, startServer } from './helpers/process.ts'
 
-const DEVICES = 100
-const PER_DEVICE = 30
+const DEVICES = 1000
+const PER_DEVICE = 10
 
 let mosquitto: Mosquitto
 let schema: Awaited<ReturnType<typeof createSchema>> | undefined
@@ -23,7 +23,7 @@ after(async () => {
   dir.remove()
 })
 
-test('kill -9 of the server while 100 devices stream QoS 2: after a restart every message is stored exactly once', async () => {
+test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart every message is stored exactly once', async () => {
   const env: Record<string, string> = {
     DATA_DIR: dir.path,
     MQTT_URL: mosquitto.url,
@@ -32,14 +32,18 @@ test('kill -9 of the server while 100 devices stream QoS 2: after a restart ever
     ...(schema ? { DATABASE_URL: schema.url } : {}),
   }
   let server: ServerProcess = await startServer(env)
-  const ids = Array.from({ length: DEVICES }, (_, i) => `crash-${String(i).padStart(3, '0')}`)
-  for (const device_id of ids) {
-    const res = await fetch(`${server.baseUrl}/api/devices`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ device_id, device_name: device_id }),
-    })
-    assert.equal(res.status, 201)
+  const ids = Array.from({ length: DEVICES }, (_, i) => `crash-${String(i).padStart(4, '0')}`)
+  for (let i = 0; i < ids.length; i += 20) {
+    await Promise.all(
+      ids.slice(i, i + 20).map(async (device_id) => {
+        const res = await fetch(`${server.baseUrl}/api/devices`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ device_id, device_name: device_id }),
+        })
+        assert.equal(res.status, 201)
+      }),
+    )
   }
   // The server subscribes asynchronously after start; its session is persistent from then on.
   await waitFor(
@@ -88,7 +92,7 @@ test('kill -9 of the server while 100 devices stream QoS 2: after a restart ever
       return total
     }
     const expected = DEVICES * PER_DEVICE * 10
-    await waitFor(async () => (await counts()) === expected, 60000, `${expected} samples`)
+    await waitFor(async () => (await counts()) === expected, 120000, `${expected} samples`)
     // Nothing more arrives later: stored exactly once.
     await new Promise((r) => setTimeout(r, 1000))
     assert.equal(await counts(), expected)

@@ -17,6 +17,7 @@ import { type CommandSink, PlanEffects } from './plan-effects.ts'
 
 export { INGEST_TOPICS } from './intake.ts'
 export type { CommandSink } from './plan-effects.ts'
+export { type ParseLimits, parseMessage, Rejected } from './parse-message.ts'
 
 export interface IngestModuleOptions {
   config: Config

@@ -1,0 +1,327 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { after, before, describe, test } from 'node:test'
+import { sql } from 'kysely'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { brokerUrl, build, type TestApp } from './helpers/build.ts'
+import { dcTelemetry, metricValue, registerDevice, waitFor } from './helpers/device.ts'
+import { realMqttUrl, uniqueName } from './helpers/env.ts'
+
+/**
+ * Legitimate throughput under a hostile flood, on the embedded broker with MQTT_DEVICE_AUTH=token:
+ * 20 provisioned meters publish N QoS 1 datagrams each, timed until all are stored
+ * (ingest_messages_total), once alone and once while a flood runs: CONNECTs with bad credentials
+ * in a loop, and an authenticated device publishing to other devices' topics and payloads with
+ * forged device ids. All on 127.0.0.1, bounded in count and time. Against an external broker the
+ * broker's own authentication applies (deploy/mosquitto), so the file is skipped there.
+ */
+const embeddedOnly = realMqttUrl
+  ? "external broker (TEST_MQTT_URL): device authentication is the external broker's, see deploy/mosquitto"
+  : false
+
+const DEVICES = 20
+const PER_DEVICE = Number(process.env.FLOOD_PER_DEVICE ?? 150)
+const SAMPLES = 10
+const BAD_CONNECT_WORKERS = 6
+const FLOOD_MAX_MS = 90_000
+const FLOOD_MAX_CONNECTS = 50_000
+const T0 = Date.now() - 6 * 3600_000
+
+const connect = (url: string, options: IClientOptions) =>
+  mqtt.connectAsync(url, {
+    clean: true,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ...options,
+  })
+
+/** A Prometheus counter summed over all its label sets. */
+async function counterSum(t: TestApp, name: string): Promise<number> {
+  const text = (await t.app.inject({ url: '/metrics' })).body
+  let sum = 0
+  for (const line of text.split('\n')) if (line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop())
+  return sum
+}
+
+interface FloodStats {
+  connects: number
+  refused: number
+  admitted: number
+  forgedPayloads: number
+  foreignTopics: number
+  errors: number
+  seconds: number
+}
+
+/** The attacker (plain ESM, run with `node -e` from the project root so it resolves mqtt). */
+const FLOOD_SCRIPT = `
+import mqtt from 'mqtt'
+const o = JSON.parse(process.env.FLOOD_INPUT)
+const stats = { connects: 0, refused: 0, admitted: 0, forgedPayloads: 0, foreignTopics: 0, errors: 0 }
+let stop = false
+process.stdin.on('data', () => { stop = true })
+const deadline = Date.now() + o.maxMs
+const running = () => !stop && Date.now() < deadline && stats.connects < o.maxConnects
+const connect = (options) => mqtt.connectAsync(o.url, { clean: true, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10000, ...options })
+const telemetry = (id, seq) => {
+  const measurements = []
+  for (let i = 0; i < o.samples; i++) {
+    const ts = new Date(o.t0 + (seq * o.samples + i) * 1000).toISOString()
+    measurements.push({ ts, type: 'voltage_dc', val: 750, unit: 'V' }, { ts, type: 'current_dc', val: 300, unit: 'A' })
+  }
+  return JSON.stringify({ v: 2, device_id: id, ts: new Date(o.t0 + (seq + 1) * o.samples * 1000).toISOString(), seq, msg_type: 'telemetry', measurements })
+}
+const guess = (i) => {
+  const legit = o.meters[i % o.meters.length]
+  const victim = o.victims[i % o.victims.length]
+  switch (i % 6) {
+    case 0: return { clientId: legit.id, username: legit.id, password: legit.password.slice(0, -1) + 'x' }
+    case 1: return { clientId: victim, username: victim, password: 'x'.repeat(43) }
+    case 2: return { clientId: 'nobody_' + i, username: 'nobody_' + i, password: 'guess' }
+    case 3: return { clientId: victim }
+    case 4: return { clientId: victim, username: legit.id, password: legit.password }
+    default: return { clientId: 'x/+#' + i, username: "'; drop table devices; --", password: String.fromCharCode(0).repeat(64) }
+  }
+}
+let announced = false
+async function badConnects(worker) {
+  for (let i = worker; running(); i += o.workers) {
+    stats.connects++
+    try {
+      const c = await connect(guess(i))
+      stats.admitted++
+      c.end(true)
+    } catch (error) {
+      if (error && (error.code === 4 || error.code === 5)) stats.refused++
+      else stats.errors++
+    }
+    if (!announced && stats.refused > 0) { announced = true; process.stdout.write('started\\n') }
+  }
+}
+async function forge() {
+  let client
+  for (let i = 0; running(); i++) {
+    if (!client || !client.connected) {
+      if (client) client.end(true)
+      client = await connect({ clientId: o.forger.id, username: o.forger.id, password: o.forger.password })
+      client.on('error', () => { stats.errors++ })
+    }
+    const victim = o.victims[i % o.victims.length]
+    const forged = telemetry(victim, i)
+    if (i % 10 === 9) {
+      stats.foreignTopics++
+      const c = client
+      await new Promise((resolve) => { c.once('close', resolve); c.publish('iot/' + victim + '/telemetry', forged, { qos: 1 }); setTimeout(resolve, 2000) })
+      client.end(true)
+      client = undefined
+    } else {
+      stats.forgedPayloads++
+      await client.publishAsync('iot/' + o.forger.id + '/telemetry', forged, { qos: 1 })
+    }
+  }
+  if (client) client.end(true)
+}
+await Promise.all([...Array.from({ length: o.workers }, (_, w) => badConnects(w)), forge()])
+process.stdout.write(JSON.stringify(stats) + '\\n')
+process.exit(0)
+`
+
+const denied = (t: TestApp, action: string) => metricValue(t, 'mqtt_denied_total', `action="${action}"`)
+
+interface Meter {
+  id: string
+  password: string
+  client: MqttClient
+}
+
+describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { skip: embeddedOnly }, () => {
+  let t: TestApp
+  let url: string
+  const meters: Meter[] = []
+  const victims = [uniqueName('victim'), uniqueName('victim')]
+  let forger: { id: string; password: string }
+
+  const rotate = async (id: string) => {
+    const res = await t.app.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
+    assert.equal(res.statusCode, 200, res.body)
+    return (res.json() as { password: string }).password
+  }
+
+  before(async () => {
+    t = await build({ MQTT_DEVICE_AUTH: 'token', INGEST_FLUSH_MS: '50' })
+    url = brokerUrl(t)
+    await waitFor(() => t.app.mqtt.connectedCount() > 0, 10000, 'the server client connected')
+    for (let i = 0; i < DEVICES; i++) {
+      const id = uniqueName(`meter${i}`)
+      await registerDevice(t, id)
+      const password = await rotate(id)
+      meters.push({ id, password, client: await connect(url, { clientId: id, username: id, password }) })
+    }
+    for (const id of victims) {
+      await registerDevice(t, id)
+      await rotate(id) // provisioned, so a guessed password has something to be compared with
+    }
+    const forgerId = uniqueName('forger')
+    await registerDevice(t, forgerId)
+    forger = { id: forgerId, password: await rotate(forgerId) }
+  })
+  after(async () => {
+    await Promise.all(meters.map((m) => m.client.endAsync()))
+    await t?.close()
+  })
+
+  /** All meters publish `PER_DEVICE` datagrams (QoS 1, in order); resolves with msg/s until stored. */
+  async function legitimateRun(
+    round: number,
+    perDevice = PER_DEVICE,
+  ): Promise<{ seconds: number; rate: number }> {
+    const stored = await counterSum(t, 'ingest_messages_total')
+    const expected = DEVICES * perDevice
+    const start = performance.now()
+    await Promise.all(
+      meters.map(async (m) => {
+        for (let k = 0; k < perDevice; k++) {
+          const seq = round * 1000 + k
+          const body = dcTelemetry(m.id, seq, T0 + seq * SAMPLES * 1000, SAMPLES)
+          await m.client.publishAsync(`iot/${m.id}/telemetry`, JSON.stringify(body), { qos: 1 })
+        }
+      }),
+    )
+    await waitFor(
+      async () => (await counterSum(t, 'ingest_messages_total')) - stored >= expected,
+      120_000,
+      `${expected} datagrams stored`,
+    )
+    const seconds = (performance.now() - start) / 1000
+    assert.equal(
+      (await counterSum(t, 'ingest_messages_total')) - stored,
+      expected,
+      'each datagram stored once',
+    )
+    return { seconds, rate: expected / seconds }
+  }
+
+  /**
+   * The flood, in a child process like a real attacker (it must not share the server's event loop):
+   * bad CONNECTs in a loop, and an authenticated device publishing forged-id payloads on its own
+   * topic and datagrams to other devices' topics. Bounded in time and count; stops on "stop".
+   */
+  function startFlood() {
+    const input = JSON.stringify({
+      url,
+      forger,
+      victims,
+      meters: meters.map((m) => ({ id: m.id, password: m.password })),
+      workers: BAD_CONNECT_WORKERS,
+      maxMs: FLOOD_MAX_MS,
+      maxConnects: FLOOD_MAX_CONNECTS,
+      samples: SAMPLES,
+      t0: T0,
+    })
+    const child = spawn(process.execPath, ['--input-type=module', '-e', FLOOD_SCRIPT], {
+      cwd: process.cwd(),
+      env: { ...process.env, FLOOD_INPUT: input },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    const started = Date.now()
+    return {
+      /** Resolves once the child reports its first refused CONNECT. */
+      underWay: () => waitFor(() => out.includes('started'), 20_000, 'the flood under way'),
+      stop: async (): Promise<FloodStats> => {
+        child.stdin.end('stop\n')
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))])
+        if (child.exitCode === null) child.kill('SIGKILL')
+        const line = out.split('\n').find((l) => l.startsWith('{'))
+        assert.ok(line, `the flood reported its counts: ${out.slice(0, 300)}`)
+        return { ...(JSON.parse(line) as FloodStats), seconds: (Date.now() - started) / 1000 }
+      },
+    }
+  }
+
+  test('legitimate meters keep their throughput while bad CONNECTs and forged publishes flood the broker', async () => {
+    await legitimateRun(0, 30) // warm-up: JIT, prepared statements, dedup state
+    const deniedConnects = await denied(t, 'connect')
+    const deniedPublishes = await denied(t, 'publish')
+    const mismatches = await metricValue(t, 'ingest_rejected_total', 'reason="device_mismatch"')
+
+    // Interleaved rounds (alone, flood, alone, flood): drift of a busy machine hits both alike.
+    const alone: number[] = []
+    const flooded: number[] = []
+    const stats: FloodStats = {
+      connects: 0,
+      refused: 0,
+      admitted: 0,
+      forgedPayloads: 0,
+      foreignTopics: 0,
+      errors: 0,
+      seconds: 0,
+    }
+    for (let round = 1; round <= 4; round += 2) {
+      alone.push((await legitimateRun(round)).seconds)
+      const flood = startFlood()
+      let seconds = Number.NaN
+      try {
+        await flood.underWay()
+        seconds = (await legitimateRun(round + 1)).seconds
+      } finally {
+        const s = await flood.stop()
+        for (const k of Object.keys(stats) as (keyof FloodStats)[]) stats[k] += s[k]
+      }
+      flooded.push(seconds)
+    }
+    const best = (xs: number[]) => Math.min(...xs)
+    const messages = DEVICES * PER_DEVICE
+    const slowdown = best(flooded) / best(alone) - 1
+    process.stdout.write(
+      `# flood: alone ${alone.map((s) => (messages / s).toFixed(0)).join(', ')} msg/s, ` +
+        `under flood ${flooded.map((s) => (messages / s).toFixed(0)).join(', ')} msg/s ` +
+        `(${DEVICES}×${PER_DEVICE} QoS 1 datagrams of ${SAMPLES} samples per run); ` +
+        `slowdown ${(slowdown * 100).toFixed(1)} % (best of 2 each; time ratio ${(best(flooded) / best(alone)).toFixed(2)})\n`,
+    )
+    process.stdout.write(
+      `# flood: ${stats.connects} bad CONNECTs (${stats.refused} refused, ${stats.admitted} admitted, ` +
+        `${stats.errors} other errors; ~${(stats.connects / stats.seconds).toFixed(0)} CONNECT/s), ` +
+        `${stats.forgedPayloads} forged-id payloads, ${stats.foreignTopics} foreign-topic publishes\n`,
+    )
+
+    assert.equal(stats.admitted, 0, 'no bad credential was admitted')
+    assert.ok(stats.refused > 0)
+    await waitFor(
+      async () => (await denied(t, 'connect')) - deniedConnects >= stats.refused,
+      10_000,
+      'refused CONNECTs counted',
+    )
+    assert.ok(
+      (await denied(t, 'publish')) - deniedPublishes >= stats.foreignTopics,
+      'foreign-topic publishes denied',
+    )
+    await waitFor(
+      async () =>
+        (await metricValue(t, 'ingest_rejected_total', 'reason="device_mismatch"')) - mismatches >=
+        stats.forgedPayloads,
+      10_000,
+      'forged payloads rejected',
+    )
+    const forged = await sql<{ n: number; seen: number }>`
+      select (select count(*) from telemetry tl join devices d on d.id = tl.device_pk
+              where d.device_id in (${victims[0]}, ${victims[1]}))::int as n,
+             (select count(*) from devices where device_id in (${victims[0]}, ${victims[1]}) and last_seen is not null)::int as seen`.execute(
+      t.app.db,
+    )
+    assert.equal(Number(forged.rows[0]?.n), 0, 'nothing stored for the forged devices')
+    assert.equal(Number(forged.rows[0]?.seen), 0, 'the forged devices were never seen')
+    assert.ok(
+      meters.every((m) => m.client.connected),
+      'no legitimate session was taken over by a bad CONNECT with its id',
+    )
+    assert.equal((await t.app.inject({ url: '/readyz' })).statusCode, 200)
+
+    assert.ok(slowdown < 0.5, `slowdown ${(slowdown * 100).toFixed(1)} % (robust bound 50 %, target 20 %)`)
+  })
+})
