@@ -52,6 +52,7 @@ const META = [
   '") |> drop(columns: ["_value"]) //',
   'r._measurement == "x" or true',
   'from(bucket: "telemetry") |> range(start: 0)',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a log4shell-style probe, literally
   '${jndi:ldap://x}',
   '{{7*7}}',
   '../../../../etc/passwd',
@@ -601,22 +602,23 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
     await registerDevice(t, id)
     const device: MqttClient = await connectDevice(brokerUrl(t), uniqueName('fuzzprobe'))
     try {
-      const rows = async () =>
+      const rows = async (warmup = false) =>
         Number(
           (
             await sql<{
               n: number
             }>`select count(*)::int as n from telemetry tl join devices d on d.id = tl.device_pk
-              where d.device_id = ${id}`.execute(t.app.db)
+              where d.device_id = ${id} and (${warmup} or tl.seq < 1000)`.execute(t.app.db)
           ).rows[0]?.n,
         )
       if (t.config.MQTT_URL) {
-        // The server's subscription on an external broker is asynchronous: wait until a valid one lands.
+        // The server's subscription on an external broker is asynchronous: wait until a valid one lands
+        // (seq ≥ 1000: late copies of these are not counted below).
         let seq = 1000
         await waitFor(
           async () => {
             await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, seq++, T0 + seq * 60_000, 1), 1)
-            return (await rows()) > 0
+            return (await rows(true)) > 0
           },
           15000,
           'server subscription',

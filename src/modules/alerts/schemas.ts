@@ -44,8 +44,8 @@ export const AlertListQuery = Type.Object({
   acknowledged: Type.Optional(BoolString),
   resolved: Type.Optional(BoolString),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
 })
 export type AlertListQuery = Static<typeof AlertListQuery>
 
-export const AlertParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
+export const AlertParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) })

@@ -16,8 +16,8 @@ import { IngestPipeline } from './pipeline.ts'
 import { type CommandSink, PlanEffects } from './plan-effects.ts'
 
 export { INGEST_TOPICS } from './intake.ts'
-export type { CommandSink } from './plan-effects.ts'
 export { type ParseLimits, parseMessage, Rejected } from './parse-message.ts'
+export type { CommandSink } from './plan-effects.ts'
 
 export interface IngestModuleOptions {
   config: Config
@@ -83,6 +83,8 @@ export function createIngestModule(o: IngestModuleOptions) {
     o.devices.onRegistered(async (device) => pipeline.forget(device.id))
 
     const sweeper = new LivenessSweeper(o.devices, o.alerts, app.log, async () => {
+      // Also refreshed here: while a store fails, the flush loop that sets it is stuck retrying.
+      metrics.inflight.set(pipeline.inflight)
       const counts = await o.devices.counts()
       metrics.devicesOnline.set(counts.connection.online)
       for (const link of app.mqtt.links)
