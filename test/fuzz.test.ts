@@ -649,7 +649,10 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
         20000,
         `${payloads.length} rejections counted`,
       )
-      assert.equal((await rejectedTotal(t)) - rejectedBefore, payloads.length)
+      const counted = (await rejectedTotal(t)) - rejectedBefore
+      // On a shared external broker other suites' rejected messages reach this server too.
+      if (t.config.MQTT_URL) assert.ok(counted >= payloads.length, `${counted} < ${payloads.length}`)
+      else assert.equal(counted, payloads.length)
       assert.equal(await rows(), storedBefore, 'nothing of the rejected payloads stored')
       // Still healthy: a valid datagram after the garbage is stored.
       await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, 1, T0, 2), 1)
