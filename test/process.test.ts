@@ -38,3 +38,21 @@ test('a second signal exits at once', async () => {
   const { code } = await server.exited
   assert.notEqual(code, null)
 })
+
+test('a busy MQTT_BROKER_PORT stops the start with a message saying what to do', async () => {
+  const { createServer } = await import('node:net')
+  const { once } = await import('node:events')
+  const blocker = createServer().listen(0, '127.0.0.1')
+  await once(blocker, 'listening')
+  const { port } = blocker.address() as { port: number }
+  const data = tempDir()
+  try {
+    await assert.rejects(
+      startServer({ ...env, DATA_DIR: data.path, MQTT_BROKER_PORT: String(port) }),
+      /MQTT_BROKER_PORT \d+ is already in use .*set MQTT_BROKER_PORT to a free port, or MQTT_URL/,
+    )
+  } finally {
+    blocker.close()
+    data.remove()
+  }
+})

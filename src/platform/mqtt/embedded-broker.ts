@@ -17,9 +17,19 @@ export async function startEmbeddedBroker(
   const aedes = await Aedes.createBroker(options)
   const server = createServer(aedes.handle)
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
+    const onError = (error: NodeJS.ErrnoException) => {
+      aedes.close()
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(
+              `MQTT_BROKER_PORT ${port} is already in use (another MQTT broker?): set MQTT_BROKER_PORT to a free port, or MQTT_URL to use that broker`,
+            )
+          : error,
+      )
+    }
+    server.once('error', onError)
     server.listen(port, host, () => {
-      server.off('error', reject)
+      server.off('error', onError)
       resolve()
     })
   })
