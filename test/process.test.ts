@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { after, test } from 'node:test'
 import { tempDir } from './helpers/env.ts'
 import { startServer } from './helpers/process.ts'
@@ -40,8 +42,6 @@ test('a second signal exits at once', async () => {
 })
 
 test('a busy MQTT_BROKER_PORT stops the start with a message saying what to do', async () => {
-  const { createServer } = await import('node:net')
-  const { once } = await import('node:events')
   const blocker = createServer().listen(0, '127.0.0.1')
   await once(blocker, 'listening')
   const { port } = blocker.address() as { port: number }
