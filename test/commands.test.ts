@@ -10,8 +10,8 @@ import {
   verifyCommand,
 } from '../src/modules/commands/index.ts'
 import { createDevicesModule } from '../src/modules/devices/index.ts'
-import { connectMeter, freePort, startMosquitto } from './commands-meter.ts'
 import { brokerUrl, build, type TestApp } from './helpers/build.ts'
+import { connectMeter, freePort, startMosquitto } from './helpers/commands-meter.ts'
 import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
 
 /** The commands facade over the app's database and broker hub, as the ingest module will hold it. */

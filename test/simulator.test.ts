@@ -15,7 +15,7 @@ import {
 import { startEmbeddedBroker } from '../src/platform/mqtt/index.ts'
 import { brokerUrl, build, type TestApp } from './helpers/build.ts'
 import { uniqueName } from './helpers/env.ts'
-import { Observer, purgeDevices, type Seen, sendCommand } from './simulator-observer.ts'
+import { Observer, purgeDevices, type Seen, sendCommand } from './helpers/simulator-observer.ts'
 
 const RANGES: Record<string, [number, number]> = {
   voltage_dc: [0, 4000],

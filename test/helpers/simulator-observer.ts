@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
-import { signCommand } from '../src/modules/simulator/index.ts'
-import { uniqueName } from './helpers/env.ts'
+import { signCommand } from '../../src/modules/simulator/index.ts'
+import { uniqueName } from './env.ts'
 
 /** One message a real subscriber received from the broker. */
 export interface Seen {
