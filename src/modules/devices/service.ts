@@ -145,6 +145,16 @@ export class DevicesService {
     return row?.config
   }
 
+  /** The device_id of an internal id (undefined when the device is gone). */
+  async deviceIdByPk(devicePk: number): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('devices')
+      .select('device_id')
+      .where('id', '=', devicePk)
+      .executeTakeFirst()
+    return row?.device_id
+  }
+
   /** Registers unknown devices seen on MQTT (UNKNOWN_DEVICE_POLICY=auto_register). */
   async autoRegister(deviceIds: string[]): Promise<void> {
     for (const device_id of deviceIds) {

@@ -39,7 +39,7 @@ export interface TelemetryModuleOptions {
 }
 
 /** InfluxDB 2 when INFLUX_URL is set (all four INFLUX_* variables then required), else PostgreSQL/PGlite. */
-function createStore(config: Config, db: Kysely<Database>): TelemetryStore {
+function createStore(config: Config, db: Kysely<Database>, devices: DevicesService): TelemetryStore {
   const { INFLUX_URL: url, INFLUX_TOKEN: token, INFLUX_ORG: org, INFLUX_BUCKET: bucket } = config
   if (!url) return new PostgresTelemetryStore(db)
   if (!token || !org || !bucket) {
@@ -48,14 +48,14 @@ function createStore(config: Config, db: Kysely<Database>): TelemetryStore {
       missing.filter(([, v]) => !v).map(([name]) => `${name}: required when INFLUX_URL is set`),
     )
   }
-  const deviceIdOf = async (pk: number) =>
-    (await db.selectFrom('devices').select('device_id').where('id', '=', pk).executeTakeFirst())?.device_id
+  // The devices table is the devices module's: ask its facade.
+  const deviceIdOf = (pk: number) => devices.deviceIdByPk(pk)
   return new InfluxTelemetryStore({ url, token, org, bucket, deviceIdOf })
 }
 
 /** Builds the telemetry module: the time-series store, energy registers, and their routes. */
 export function createTelemetryModule({ db, devices, config, log }: TelemetryModuleOptions) {
-  const store = createStore(config, db)
+  const store = createStore(config, db, devices)
   const energy = new EnergyService({
     db,
     store,
