@@ -129,13 +129,8 @@ export function parseMessage(
     return new Rejected('too_many_measurements', `${obj.measurements.length} > ${MAX_MEASUREMENTS}`, deviceId)
   }
   if (!validator.Check(obj)) return new Rejected('schema', firstError(validator, obj), deviceId)
-  if (obj.device_id !== deviceId) {
-    return new Rejected(
-      'device_mismatch',
-      `payload device_id "${obj.device_id}" ≠ topic "${deviceId}"`,
-      deviceId,
-    )
-  }
+  const mismatch = checkDeviceId(obj, deviceId)
+  if (mismatch) return mismatch
   const ts = checkTime(obj.ts as string, now, limits)
   if (typeof ts !== 'number') return new Rejected('timestamp', `ts: ${ts}`, deviceId)
   const seq = typeof obj.seq === 'number' ? obj.seq : null
@@ -179,6 +174,16 @@ export function parseMessage(
   }
 }
 
+/** The payload must name the device of its topic (and of the authenticated connection). */
+function checkDeviceId(obj: Record<string, unknown>, deviceId: string): Rejected | undefined {
+  if (obj.device_id === deviceId) return undefined
+  return new Rejected(
+    'device_mismatch',
+    `payload device_id "${obj.device_id}" ≠ topic "${deviceId}"`,
+    deviceId,
+  )
+}
+
 /** A timestamp within the accepted window, or the reason it is not. */
 function checkTime(text: string, now: number, limits: ParseLimits): number | string {
   const t = parseIsoTime(text)
@@ -193,13 +198,8 @@ function parseV1(deviceId: string, obj: Record<string, unknown>, now: number, li
   if (!validators.telemetry_v1.Check(obj)) {
     return new Rejected('schema', `v1: ${firstError(validators.telemetry_v1, obj)}`, deviceId)
   }
-  if (obj.device_id !== deviceId) {
-    return new Rejected(
-      'device_mismatch',
-      `payload device_id "${obj.device_id}" ≠ topic "${deviceId}"`,
-      deviceId,
-    )
-  }
+  const mismatch = checkDeviceId(obj, deviceId)
+  if (mismatch) return mismatch
   const ts = checkTime(obj.timestamp as string, now, limits)
   if (typeof ts !== 'number') return new Rejected('timestamp', `timestamp: ${ts}`, deviceId)
   const measurements: { t: number; type: string; val: number }[] = []
