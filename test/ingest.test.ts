@@ -85,6 +85,33 @@ describe('ingest pipeline', () => {
     assert.ok(registered.last_seen)
   })
 
+  test('each message is one archive line: raw bytes kept, line breaks of a pretty-printed payload removed', async () => {
+    const id = uniqueName('lines')
+    await registerDevice(t, id)
+    const compact = JSON.stringify(dcTelemetry(id, 0, T0, 2))
+    const pretty = JSON.stringify(dcTelemetry(id, 1, T0 + 2000, 2), null, 2)
+    await device.publishAsync(`iot/${id}/telemetry`, compact, { qos: 1 })
+    await device.publishAsync(`iot/${id}/telemetry`, pretty, { qos: 1 })
+    const download = (filename: string) =>
+      t.app.inject({ url: `/api/devices/${id}/raw-data/${filename.slice(id.length + 1)}` })
+    const lines = (await waitFor(async () => {
+      const list = (await t.app.inject({ url: `/api/devices/${id}/raw-data` })).json() as {
+        filename: string
+      }[]
+      const bodies = await Promise.all(list.map(async (o) => (await download(o.filename)).body))
+      const all = bodies.flatMap((b) => b.split('\n').filter((l) => l.length > 0))
+      return all.length >= 2 ? all : null
+    }, 5000)) as string[]
+    assert.equal(lines.length, 2, 'one line per message, whatever its formatting')
+    const parsed = lines.map((l) => JSON.parse(l)).sort((a, b) => a.message.seq - b.message.seq)
+    assert.deepEqual(parsed[0].message, JSON.parse(compact))
+    assert.deepEqual(parsed[1].message, JSON.parse(pretty))
+    assert.ok(
+      lines.some((l) => l.includes(compact)),
+      'a one-line payload is archived byte for byte',
+    )
+  })
+
   test('v1 payloads are accepted, one measurement per numeric field', async () => {
     const id = uniqueName('v1')
     await registerDevice(t, id)

@@ -53,15 +53,17 @@ export async function publishAll(
   window: number,
   sampleBase: number,
   onProgress?: (sent: number) => void,
+  firstSeq = 0,
 ): Promise<number> {
   let sent = 0
+  const end = firstSeq + perDevice
   await Promise.all(
     clients.map(async (client, i) => {
       const id = ids[i] as string
-      let seq = 0
-      while (seq < perDevice) {
+      let seq = firstSeq
+      while (seq < end) {
         const burst: Promise<unknown>[] = []
-        for (let k = 0; k < window && seq < perDevice; k++, seq++) {
+        for (let k = 0; k < window && seq < end; k++, seq++) {
           burst.push(
             client.publishAsync(`iot/${id}/telemetry`, datagram(id, seq, sampleBase + seq * 10_000), {
               qos: 2,
@@ -77,6 +79,48 @@ export async function publishAll(
   return sent
 }
 
+/**
+ * Publishes `perDevice` datagrams from every client at QoS 2 at a fixed total `rate` (msg/s),
+ * spread evenly over the clients and over time, so latency is measured below saturation.
+ * Resolves with the achieved send rate (lower than asked when the load generator falls behind).
+ */
+export async function publishPaced(
+  clients: MqttClient[],
+  ids: string[],
+  perDevice: number,
+  rate: number,
+  sampleBase: number,
+  onProgress?: (sent: number) => void,
+  firstSeq = 0,
+): Promise<number> {
+  const periodMs = (clients.length / rate) * 1000
+  const started = performance.now()
+  let sent = 0
+  await Promise.all(
+    clients.map(async (client, i) => {
+      const id = ids[i] as string
+      const offset = (i / clients.length) * periodMs
+      const inflight: Promise<unknown>[] = []
+      for (let k = 0; k < perDevice; k++) {
+        const seq = firstSeq + k
+        const due = started + offset + k * periodMs
+        const wait = due - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        inflight.push(
+          client
+            .publishAsync(`iot/${id}/telemetry`, datagram(id, seq, sampleBase + seq * 10_000), { qos: 2 })
+            .then(() => {
+              sent++
+              onProgress?.(sent)
+            }),
+        )
+      }
+      await Promise.all(inflight)
+    }),
+  )
+  return (clients.length * perDevice) / ((performance.now() - started) / 1000)
+}
+
 /** Resident memory of a process in MB (Linux /proc). */
 export async function rssMb(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises')
@@ -85,14 +129,26 @@ export async function rssMb(pid: number): Promise<number> {
   return Math.round(kb / 1024)
 }
 
-/** p-quantile from a Prometheus histogram's cumulative buckets, interpolated linearly within a bucket. */
-export function histogramQuantile(text: string, name: string, q: number): number {
+function histogramBuckets(text: string, name: string): { le: number; count: number }[] {
   const buckets: { le: number; count: number }[] = []
   for (const line of text.split('\n')) {
     const m = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`).exec(line)
     if (m)
       buckets.push({ le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), count: Number(m[2]) })
   }
+  return buckets
+}
+
+/**
+ * p-quantile from a Prometheus histogram's cumulative buckets, interpolated linearly within a
+ * bucket; with `since`, of the observations made after that scrape only.
+ */
+export function histogramQuantile(text: string, name: string, q: number, since?: string): number {
+  const before = since ? histogramBuckets(since, name) : []
+  const buckets = histogramBuckets(text, name).map((b, i) => ({
+    le: b.le,
+    count: b.count - (before[i]?.count ?? 0),
+  }))
   const total = buckets[buckets.length - 1]?.count ?? 0
   if (total === 0) return Number.NaN
   const rank = q * total

@@ -17,7 +17,10 @@ export interface ServerProcess {
 
 /** Runs the real entry point (`src/main.ts`) as a child process and waits until it listens. */
 export async function startServer(env: Record<string, string>, timeoutMs = 30000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // SERVER_NODE_FLAGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // to profile it under a benchmark (NODE_OPTIONS refuses --cpu-prof).
+  const flags = process.env.SERVER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', 'src/main.ts'], {
     cwd: root,
     env: {
       ...process.env,

@@ -4,10 +4,14 @@ import { dirname, join, sep } from 'node:path'
 import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
 import { timePart } from './archive-store.ts'
 
+const MAX_KNOWN_DIRS = 100_000
+
 /** Archive objects as files under a root directory (DATA_DIR/archive), written atomically. */
 export class FsArchiveStore implements ArchiveStore {
   readonly name = 'filesystem'
   private tmpCounter = 0
+  /** Directories known to exist: a busy fleet writes ~1 object per device per second into few. */
+  private readonly dirs = new Set<string>()
 
   constructor(private readonly root: string) {}
 
@@ -18,9 +22,22 @@ export class FsArchiveStore implements ArchiveStore {
 
   async put(key: string, body: Buffer): Promise<void> {
     const path = this.path(key)
-    await mkdir(dirname(path), { recursive: true })
+    const dir = dirname(path)
+    if (!this.dirs.has(dir)) {
+      await mkdir(dir, { recursive: true })
+      if (this.dirs.size >= MAX_KNOWN_DIRS) this.dirs.clear()
+      this.dirs.add(dir)
+    }
     const tmp = `${path}.${process.pid}.${this.tmpCounter++}.tmp`
-    await writeFile(tmp, body)
+    try {
+      await writeFile(tmp, body)
+    } catch (error) {
+      // The directory may have been removed behind our back (retention, an operator): once more.
+      if ((error as { code?: string }).code !== 'ENOENT') throw error
+      this.dirs.delete(dir)
+      await mkdir(dir, { recursive: true })
+      await writeFile(tmp, body)
+    }
     await rename(tmp, path)
   }
 

@@ -11,33 +11,48 @@ export function archiveKey(deviceId: string, category: string, at: number, runId
   return `${deviceId}/${category}/${day}/${time}-${runId}-${n.toString(36)}.ndjson`
 }
 
+const NL = Buffer.from('\n')
+
+/** NDJSON: each line followed by a newline, in one buffer. */
+function joinLines(lines: Buffer[]): Buffer {
+  const parts: Buffer[] = []
+  for (const line of lines) parts.push(line, NL)
+  return Buffer.concat(parts)
+}
+
 interface Group {
   deviceId: string
   category: Category
-  lines: string[]
+  lines: Buffer[]
   firstAt: number
 }
 
+/** Lines taken from the buffer for one checkpoint: written by `write`, or given back on failure. */
+export interface ArchiveBatch {
+  write(): Promise<void>
+  /** Puts the lines that were not written back into the buffer (a failed checkpoint). */
+  restore(): void
+}
+
 /**
- * Collects archive lines across store flushes and writes one object per device and category at
- * most every `flushMs` (the old collector wrote one object per message). The journal keeps
- * every record whose line is not written yet, so a crash loses no line.
+ * Collects archive lines across store flushes; each checkpoint writes one object per device and
+ * category (the old collector wrote one object per message). The journal keeps every record
+ * whose line is not written yet, so a crash loses no line. A checkpoint takes the lines it writes
+ * out of the buffer first, so batches stored meanwhile add to a fresh buffer.
  */
 export class ArchiveBuffer {
   private groups = new Map<string, Group>()
   private lines = 0
-  private oldestAt = Number.POSITIVE_INFINITY
-  /** The smallest journal id whose line is still only in memory. */
-  private firstId = Number.POSITIVE_INFINITY
+  /** Lines taken by a checkpoint that is still writing them (they count as in flight). */
+  private writing = 0
   private counter = 0
 
   constructor(
     private readonly store: ArchiveStore,
     private readonly runId: string,
-    private readonly flushMs: number,
   ) {}
 
-  add(recordId: number, deviceId: string, category: Category, line: string, receivedAt: number): void {
+  add(deviceId: string, category: Category, line: Buffer, receivedAt: number): void {
     const key = `${deviceId}\u0000${category}`
     let group = this.groups.get(key)
     if (!group) {
@@ -46,38 +61,52 @@ export class ArchiveBuffer {
     }
     group.lines.push(line)
     this.lines++
-    this.oldestAt = Math.min(this.oldestAt, receivedAt)
-    this.firstId = Math.min(this.firstId, recordId)
   }
 
+  /** Lines not yet written, including those a checkpoint is writing. */
   get buffered(): number {
-    return this.lines
+    return this.lines + this.writing
   }
 
-  /** Journal ids below this are archived (or never needed archiving). */
-  get pendingFromId(): number {
-    return this.firstId
-  }
-
-  /** Writes every group when the oldest line has waited `flushMs` (or at once with `force`). */
-  async flush(now: number, force = false): Promise<void> {
-    if (this.lines === 0 || (!force && now - this.oldestAt < this.flushMs)) return
+  /** Takes everything buffered so far for one checkpoint. */
+  take(): ArchiveBatch {
     const groups = [...this.groups.values()]
-    const concurrency = 16
-    for (let i = 0; i < groups.length; i += concurrency) {
-      await Promise.all(
-        groups.slice(i, i + concurrency).map(async (g) => {
-          if (g.lines.length === 0) return
-          const key = archiveKey(g.deviceId, g.category, g.firstAt, this.runId, this.counter++)
-          await this.store.put(key, Buffer.from(`${g.lines.join('\n')}\n`))
-          // Written: a retry after a failure elsewhere must not write it again.
-          g.lines = []
-        }),
-      )
-    }
+    const count = this.lines
     this.groups = new Map()
     this.lines = 0
-    this.oldestAt = Number.POSITIVE_INFINITY
-    this.firstId = Number.POSITIVE_INFINITY
+    this.writing += count
+    let settled = false
+    const settle = () => {
+      if (!settled) this.writing -= count
+      settled = true
+    }
+    return {
+      write: async () => {
+        const concurrency = 16
+        for (let i = 0; i < groups.length; i += concurrency) {
+          await Promise.all(
+            groups.slice(i, i + concurrency).map(async (g) => {
+              if (g.lines.length === 0) return
+              const key = archiveKey(g.deviceId, g.category, g.firstAt, this.runId, this.counter++)
+              await this.store.put(key, joinLines(g.lines))
+              // Written: a retry after a failure elsewhere must not write it again.
+              g.lines = []
+            }),
+          )
+        }
+        settle()
+      },
+      restore: () => {
+        settle()
+        // Back in front of what arrived meanwhile, so each object stays in arrival order.
+        for (const g of groups) {
+          if (g.lines.length === 0) continue
+          const key = `${g.deviceId}\u0000${g.category}`
+          const newer = this.groups.get(key)
+          this.groups.set(key, { ...g, lines: newer ? [...g.lines, ...newer.lines] : g.lines })
+          this.lines += g.lines.length
+        }
+      },
+    }
   }
 }

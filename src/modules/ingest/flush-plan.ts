@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { type Datagram, toDatagram } from '../telemetry/index.ts'
 import type { ParseLimits } from './parse-message.ts'
 import { type Category, type ParsedMessage, parseMessage, Rejected } from './parse-message.ts'
@@ -29,7 +30,7 @@ export interface FlushPlan {
   rejected: Rejected[]
   datagrams: Datagram[]
   /** Archive lines with the journal id and arrival time of their message. */
-  archive: { id: number; deviceId: string; category: Category; line: string; receivedAt: number }[]
+  archive: { id: number; deviceId: string; category: Category; line: Buffer; receivedAt: number }[]
   activity: Map<
     number,
     { devicePk: number; lastSeen: Date; fwVersion?: string; connection?: 'online' | 'offline' }
@@ -157,10 +158,25 @@ function archiveLine(plan: FlushPlan, message: ParsedMessage, record: PendingRec
     deviceId: message.deviceId,
     category: message.category,
     receivedAt: record.receivedAt,
-    line: JSON.stringify({
-      received_at: new Date(record.receivedAt).toISOString(),
-      topic: record.topic,
-      message: message.body,
-    }),
+    line: archiveLineOf(message, record),
   })
 }
+
+const NEWLINE = 0x0a
+const RETURN = 0x0d
+
+/**
+ * `{"received_at":…,"topic":…,"message":<payload>}` — the payload's own bytes when they fit on
+ * one NDJSON line (they parsed as JSON, so they are a valid value); re-serialised only when the
+ * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message.
+ */
+function archiveLineOf(message: ParsedMessage, record: PendingRecord): Buffer {
+  const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},"message":`
+  const { payload } = record
+  if (payload.indexOf(NEWLINE) === -1 && payload.indexOf(RETURN) === -1 && isUtf8(payload)) {
+    return Buffer.concat([Buffer.from(head), payload, CLOSE])
+  }
+  return Buffer.from(`${head}${JSON.stringify(message.body)}}`)
+}
+
+const CLOSE = Buffer.from('}')

@@ -53,7 +53,6 @@ export function createIngestModule(o: IngestModuleOptions) {
       commands: o.commands,
       log: app.log,
       runId: randomBytes(3).toString('hex'),
-      archiveFlushMs: config.ARCHIVE_FLUSH_MS,
     })
     const pipeline = new IngestPipeline({
       config,

@@ -14,8 +14,8 @@ export const INGEST_TOPICS = ['telemetry', 'hello', 'status', 'command/ack', 'ot
  */
 export function subscribeExternal(hub: MqttHub, pipeline: IngestPipeline, sharedGroup?: string): void {
   hub.onMessage((_link, packet, done) => {
-    const payload =
-      typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
+    // Not copied here: the journal makes the one copy that is kept (see Journal.append).
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
     pipeline.accept(packet.topic, payload, done)
   })
   const topics = INGEST_TOPICS.map((t) => (sharedGroup ? `$share/${sharedGroup}/${t}` : t))
@@ -38,8 +38,7 @@ export function tapEmbedded(aedes: Aedes, pipeline: IngestPipeline): void {
     previous(client, packet, (error) => {
       if (error) return callback(error)
       if (!parseTopic(packet.topic)) return callback(null)
-      const payload =
-        typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
       pipeline.accept(packet.topic, payload, () => callback(null))
     })
   }

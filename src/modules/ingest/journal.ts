@@ -81,22 +81,27 @@ export class Journal {
     return join(this.dir, `segment-${String(firstId).padStart(15, '0')}.log`)
   }
 
-  /** Appends a message durably (for a process crash) and returns its id. */
-  append(topic: string, payload: Buffer, receivedAt: number): number {
-    const topicBytes = Buffer.from(topic)
-    const body = Buffer.allocUnsafe(2 + topicBytes.length + 8 + payload.length)
-    body.writeUInt16BE(topicBytes.length, 0)
-    topicBytes.copy(body, 2)
-    body.writeDoubleBE(receivedAt, 2 + topicBytes.length)
-    payload.copy(body, 10 + topicBytes.length)
-    const header = Buffer.allocUnsafe(HEADER)
-    header.writeUInt32BE(body.length, 0)
-    header.writeUInt32BE(crc32(body), 4)
-    writeSync(this.fd, Buffer.concat([header, body]))
-    this.segmentBytes += HEADER + body.length
+  /**
+   * Appends a message durably (for a process crash). Returns its id and the payload as a view of
+   * the record written: the one copy a message needs (the payload given may be a view of a
+   * socket's read buffer, which must not be retained).
+   */
+  append(topic: string, payload: Buffer, receivedAt: number): { id: number; payload: Buffer } {
+    const topicLength = Buffer.byteLength(topic)
+    const bodyLength = 2 + topicLength + 8 + payload.length
+    const record = Buffer.allocUnsafe(HEADER + bodyLength)
+    record.writeUInt32BE(bodyLength, 0)
+    record.writeUInt16BE(topicLength, HEADER)
+    record.write(topic, HEADER + 2)
+    record.writeDoubleBE(receivedAt, HEADER + 2 + topicLength)
+    const payloadAt = HEADER + 10 + topicLength
+    payload.copy(record, payloadAt)
+    record.writeUInt32BE(crc32(record.subarray(HEADER)), 4)
+    writeSync(this.fd, record)
+    this.segmentBytes += record.length
     const id = this.nextId++
     if (this.segmentBytes >= this.maxSegmentBytes) this.startSegment()
-    return id
+    return { id, payload: record.subarray(payloadAt) }
   }
 
   /** Every record up to and including `id` is stored: delete the segments that hold only such. */

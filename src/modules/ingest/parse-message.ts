@@ -139,12 +139,19 @@ export function parseMessage(
   switch (category) {
     case 'telemetry': {
       const measurements: { t: number; type: string; val: number }[] = []
+      // The types of one sample share its ts: parse each distinct string once.
+      let lastTs: string | undefined
+      let lastT = 0
       for (const m of obj.measurements as { ts: string; type: string; val: number }[]) {
         if (!Number.isFinite(m.val))
           return new Rejected('not_finite', `${m.type} is not a finite number`, deviceId)
-        const t = checkTime(m.ts, now, limits)
-        if (typeof t !== 'number') return new Rejected('timestamp', `measurement ts: ${t}`, deviceId)
-        measurements.push({ t, type: m.type, val: m.val })
+        if (m.ts !== lastTs) {
+          const t = checkTime(m.ts, now, limits)
+          if (typeof t !== 'number') return new Rejected('timestamp', `measurement ts: ${t}`, deviceId)
+          lastTs = m.ts
+          lastT = t
+        }
+        measurements.push({ t: lastT, type: m.type, val: m.val })
       }
       return { ...base, category, measurements, v1: false }
     }

@@ -54,6 +54,9 @@ export class IngestPipeline {
   private lastCheckpoint = 0
   /** Dedup windows changed since the last checkpoint: pinned here so no cache eviction loses them. */
   private unsaved = new Map<number, SeqWindow>()
+  /** Those the running checkpoint is saving (pinned too, until it is done). */
+  private saving: Map<number, SeqWindow> | undefined
+  private checkpointing: Promise<void> | undefined
   /** The error of the last failed checkpoint, until one succeeds. */
   checkpointFailure: { error: Error; since: number } | null = null
   private readonly rejectLog: RateLimitedLog
@@ -104,7 +107,8 @@ export class IngestPipeline {
       return
     }
     if (this.inflight >= this.o.config.INGEST_MAX_INFLIGHT || this.held.length > 0) {
-      this.held.push({ topic, payload, done })
+      // A copy: the payload may be a view of a socket's read buffer, not to be held for long.
+      this.held.push({ topic, payload: Buffer.from(payload), done })
       this.o.metrics.paused.set(1)
       return
     }
@@ -113,8 +117,8 @@ export class IngestPipeline {
 
   private journalAndAck(topic: string, payload: Buffer, done: Done): void {
     const receivedAt = Date.now()
-    const id = this.o.journal.append(topic, payload, receivedAt)
-    this.pending.push({ id, topic, payload, receivedAt })
+    const record = this.o.journal.append(topic, payload, receivedAt)
+    this.pending.push({ id: record.id, topic, payload: record.payload, receivedAt })
     done()
     if (this.pending.length >= this.o.config.INGEST_BATCH_MAX) this.schedule(0)
   }
@@ -154,10 +158,10 @@ export class IngestPipeline {
           break
         }
         this.release()
+        this.startCheckpoint(false)
         if (batch.length === 0) break
       }
-      await this.checkpoint(this.stopping)
-      this.release()
+      this.startCheckpoint(false)
     } finally {
       this.flushing = false
       this.o.metrics.inflight.set(this.inflight)
@@ -207,33 +211,45 @@ export class IngestPipeline {
    * About once a second: archive objects, registry activity, then the dedup state — and only then
    * may the journal forget the records. A crash between checkpoints replays them; the stores are
    * idempotent and the dedup state is that of the last checkpoint, so nothing is lost or doubled.
+   *
+   * Called between batches, when the dedup windows are exactly those of `storedUpTo`: what it
+   * writes is taken synchronously here, and written while the next batches are stored (one
+   * checkpoint at a time). A failed one gives everything back to the next.
    */
-  private async checkpoint(force: boolean): Promise<void> {
+  private startCheckpoint(force: boolean): void {
+    if (this.checkpointing) return
     if (!force && Date.now() - this.lastCheckpoint < this.o.config.ARCHIVE_FLUSH_MS) return
+    this.lastCheckpoint = Date.now()
     const upTo = this.storedUpTo
-    const unsaved = this.unsaved
-    try {
-      await this.o.effects.checkpoint()
-      this.unsaved = new Map()
-      await saveSeqStates(
-        this.o.db,
-        [...unsaved].map(([pk, w]) => ({ pk, state: w.toState() })),
-      )
-      for (const w of unsaved.values()) w.dirty = false
-      this.lastCheckpoint = Date.now()
-      if (upTo > this.settledId) {
-        this.o.journal.settle(upTo)
-        this.settledId = upTo
+    const saving = this.unsaved
+    this.unsaved = new Map()
+    const states = [...saving].map(([pk, w]) => ({ pk, state: w.toState() }))
+    for (const w of saving.values()) w.dirty = false
+    const work = this.o.effects.beginCheckpoint()
+    this.saving = saving
+    this.checkpointing = (async () => {
+      try {
+        await work.write()
+        await saveSeqStates(this.o.db, states)
+        if (upTo > this.settledId) {
+          this.o.journal.settle(upTo)
+          this.settledId = upTo
+        }
+        this.checkpointFailure = null
+      } catch (error) {
+        work.restore()
+        // Saved again at the next checkpoint, with their state as of then.
+        for (const [pk, w] of saving) if (!this.unsaved.has(pk)) this.unsaved.set(pk, w)
+        const err = error instanceof Error ? error : new Error(String(error))
+        this.checkpointFailure ??= { error: err, since: Date.now() }
+        this.o.metrics.storeErrors.inc()
+        this.o.log.error({ err }, 'checkpoint failed; will retry')
+      } finally {
+        this.saving = undefined
+        this.checkpointing = undefined
+        this.release()
       }
-      this.checkpointFailure = null
-    } catch (error) {
-      // Keep what was not saved for the next attempt.
-      for (const [pk, w] of unsaved) if (!this.unsaved.has(pk)) this.unsaved.set(pk, w)
-      const err = error instanceof Error ? error : new Error(String(error))
-      this.checkpointFailure ??= { error: err, since: Date.now() }
-      this.o.metrics.storeErrors.inc()
-      this.o.log.error({ err }, 'checkpoint failed; will retry')
-    }
+    })()
   }
 
   private plan(batch: PendingRecord[]): Promise<FlushPlan> {
@@ -257,7 +273,7 @@ export class IngestPipeline {
     const out = new Map<number, SeqWindow>()
     const missing: number[] = []
     for (const pk of pks) {
-      const w = this.unsaved.get(pk) ?? this.windows.get(pk)
+      const w = this.unsaved.get(pk) ?? this.saving?.get(pk) ?? this.windows.get(pk)
       if (w) out.set(pk, w)
       else missing.push(pk)
     }
@@ -328,11 +344,17 @@ export class IngestPipeline {
     this.stopping = true
     if (this.timer) clearTimeout(this.timer)
     const deadline = Date.now() + timeoutMs
-    while ((this.inflight > 0 || this.flushing) && Date.now() < deadline) {
+    while ((this.inflight > 0 || this.flushing || this.checkpointing) && Date.now() < deadline) {
       if (!this.flushing) void this.flushLoop()
+      // The records are stored; what remains is the checkpoint that lets the journal forget them.
+      if (!this.flushing && this.pending.length === 0 && this.inFlush === 0) this.startCheckpoint(true)
       await new Promise((r) => setTimeout(r, 20))
     }
-    if (!this.flushing) await this.checkpoint(true)
+    await this.checkpointing
+    if (!this.flushing) {
+      this.startCheckpoint(true)
+      await this.checkpointing
+    }
     this.o.journal.close()
   }
 }

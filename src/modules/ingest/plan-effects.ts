@@ -26,7 +26,13 @@ export interface EffectsOptions {
   log: FastifyBaseLogger
   /** Distinguishes this process's archive objects from other replicas'. */
   runId: string
-  archiveFlushMs: number
+}
+
+/** What one checkpoint writes, taken out of the buffers at its start (see IngestPipeline). */
+export interface CheckpointWork {
+  write(): Promise<void>
+  /** Gives back what was not written, for the next checkpoint. */
+  restore(): void
 }
 
 type Activity = FlushPlan['activity'] extends Map<number, infer A> ? A : never
@@ -42,32 +48,52 @@ export class PlanEffects {
   private activity = new Map<number, Activity>()
 
   constructor(private readonly o: EffectsOptions) {
-    this.archive = new ArchiveBuffer(o.archive, o.runId, o.archiveFlushMs)
+    this.archive = new ArchiveBuffer(o.archive, o.runId)
   }
 
   /** Keeps a stored batch's archive lines and registry activity for the next checkpoint. */
   absorb(plan: FlushPlan): void {
-    for (const a of plan.archive) this.archive.add(a.id, a.deviceId, a.category, a.line, a.receivedAt)
-    for (const [pk, a] of plan.activity) {
-      const seen = this.activity.get(pk)
-      if (!seen) {
-        this.activity.set(pk, { ...a })
-        continue
-      }
-      if (a.lastSeen > seen.lastSeen) seen.lastSeen = a.lastSeen
-      if (a.fwVersion) seen.fwVersion = a.fwVersion
-      if (a.connection) seen.connection = a.connection
-    }
+    for (const a of plan.archive) this.archive.add(a.deviceId, a.category, a.line, a.receivedAt)
+    for (const a of plan.activity.values()) this.merge(a)
   }
 
-  /** Writes the archive objects and the registry activity gathered since the last checkpoint. */
-  async checkpoint(): Promise<void> {
-    await this.archive.flush(Date.now(), true)
-    if (this.activity.size === 0) return
+  private merge(a: Activity): void {
+    const seen = this.activity.get(a.devicePk)
+    if (!seen) {
+      this.activity.set(a.devicePk, { ...a })
+      return
+    }
+    if (a.lastSeen > seen.lastSeen) seen.lastSeen = a.lastSeen
+    if (a.fwVersion) seen.fwVersion = a.fwVersion
+    if (a.connection) seen.connection = a.connection
+  }
+
+  /**
+   * Takes the archive lines and registry activity gathered since the last checkpoint; batches
+   * stored while it writes them gather into fresh buffers.
+   */
+  beginCheckpoint(): CheckpointWork {
+    const archive = this.archive.take()
     const activity = this.activity
-    const changes = await this.o.devices.recordActivity([...activity.values()])
-    if (this.activity === activity) this.activity = new Map()
-    await this.connectionEffects(changes)
+    this.activity = new Map()
+    let activityWritten = false
+    return {
+      write: async () => {
+        await archive.write()
+        if (activity.size === 0 || activityWritten) return
+        const changes = await this.o.devices.recordActivity([...activity.values()])
+        activityWritten = true
+        await this.connectionEffects(changes)
+      },
+      restore: () => {
+        archive.restore()
+        if (activityWritten) return
+        // Merge back under what arrived meanwhile (newer wins).
+        const newer = this.activity
+        this.activity = activity
+        for (const a of newer.values()) this.merge(a)
+      },
+    }
   }
 
   async execute(plan: FlushPlan): Promise<void> {
