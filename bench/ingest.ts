@@ -20,7 +20,15 @@ import pg from 'pg'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
 import { startServer } from '../test/helpers/process.ts'
 import { mqttBaseline, startBareAedes, storeCeiling } from './lib/baselines.ts'
-import { connectAll, histogramQuantile, metricSum, publishAll, publishPaced, rssMb } from './lib/load.ts'
+import {
+  connectAll,
+  cpuSeconds,
+  histogramQuantile,
+  metricSum,
+  publishAll,
+  publishPaced,
+  rssMb,
+} from './lib/load.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -126,6 +134,7 @@ async function main() {
   const warm = await metrics()
   const storedBefore = metricSum(warm, 'ingest_messages_total')
   const rssBefore = await rssMb(server.child.pid as number)
+  const cpuBefore = await cpuSeconds(server.child.pid as number)
 
   const started = performance.now()
   let lastLog = 0
@@ -151,10 +160,12 @@ async function main() {
       throw new Error(`only ${stored} of ${total} stored after 15 min`)
   }
   const seconds = (performance.now() - started) / 1000
+  const serverCpu = (await cpuSeconds(server.child.pid as number)) - cpuBefore
   const published = await publishing // paced: the achieved send rate; else the count
   const sendRate = rate ? published : undefined
   const text = await metrics()
-  if (process.env.BENCH_METRICS_OUT) (await import('node:fs')).writeFileSync(process.env.BENCH_METRICS_OUT, text)
+  if (process.env.BENCH_METRICS_OUT)
+    (await import('node:fs')).writeFileSync(process.env.BENCH_METRICS_OUT, text)
   const rss = await rssMb(server.child.pid as number)
 
   // 4. Forged ids: messages from distinct unregistered ids must cost a counter, not memory.
@@ -227,6 +238,8 @@ async function main() {
     store_ceiling_measurements_per_s: Math.round(ceiling),
     store_ratio: Number((measurements / seconds / ceiling).toFixed(3)),
     bytes_per_measurement: Number((bytes / measurements).toFixed(2)),
+    // CPU the server used per message (all its threads): steadier than rates on a shared machine.
+    server_cpu_us_per_msg: Math.round((serverCpu / total) * 1e6),
     rss_mb: rss,
     rss_before_mb: rssBefore,
     forged_ids: forged,

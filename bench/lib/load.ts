@@ -121,6 +121,15 @@ export async function publishPaced(
   return (clients.length * perDevice) / ((performance.now() - started) / 1000)
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far (Linux /proc). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises')
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100 // clock ticks: 100 per second on Linux
+}
+
 /** Resident memory of a process in MB (Linux /proc). */
 export async function rssMb(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises')

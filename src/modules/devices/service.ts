@@ -145,6 +145,19 @@ export class DevicesService {
     return row?.config
   }
 
+  /** The configuration of each device among `devicePks` that still exists, by internal id (one query). */
+  async configsByPk(devicePks: number[]): Promise<Map<number, Record<string, unknown>>> {
+    const found = new Map<number, Record<string, unknown>>()
+    if (devicePks.length === 0) return found
+    const rows = await this.db
+      .selectFrom('devices')
+      .select(['id', 'config'])
+      .where('id', 'in', devicePks)
+      .execute()
+    for (const r of rows) found.set(Number(r.id), r.config ?? {})
+    return found
+  }
+
   /** The device_id of an internal id (undefined when the device is gone). */
   async deviceIdByPk(devicePk: number): Promise<string | undefined> {
     const row = await this.db

@@ -24,56 +24,66 @@ export async function markDirty(db: Db, marks: { pk: number; start: number }[]) 
     on conflict (device_pk, start) do update set marked_at = clock_timestamp()`.execute(db)
 }
 
+/** A dirty mark as read; marked_at is text, exact to the microsecond (a Date would cut it to the ms). */
+export interface DirtyMark {
+  device_pk: number
+  start: Date
+  marked_at: string
+}
+
 /** Dirty intervals, oldest first; those starting at or after `before` are left for later. */
-export function dirtyIntervals(db: Db, options: { before: number; devicePk?: number; limit: number }) {
+export function dirtyIntervals(
+  db: Db,
+  options: { before: number; devicePk?: number; limit: number },
+): Promise<DirtyMark[]> {
   let q = db
     .selectFrom('energy_dirty')
-    .select(['device_pk', 'start', 'marked_at'])
+    .select(['device_pk', 'start', sql<string>`marked_at::text`.as('marked_at')])
     .where('start', '<', new Date(options.before))
   if (options.devicePk !== undefined) q = q.where('device_pk', '=', options.devicePk)
   return q.orderBy('start').limit(options.limit).execute()
 }
 
 /** Clears marks that were not refreshed since they were read (a newer mark means: again). */
-export async function clearDirty(db: Db, rows: { device_pk: number; start: Date; marked_at: Date }[]) {
-  for (const r of rows) {
-    await db
-      .deleteFrom('energy_dirty')
-      .where('device_pk', '=', r.device_pk)
-      .where('start', '=', r.start)
-      .where('marked_at', '<=', r.marked_at)
-      .execute()
-  }
+export async function clearDirty(db: Db, marks: DirtyMark[]) {
+  if (marks.length === 0) return
+  await sql`
+    delete from energy_dirty d
+    using unnest(
+      ${marks.map((m) => m.device_pk)}::int[],
+      ${marks.map((m) => new Date(m.start).toISOString())}::timestamptz[],
+      ${marks.map((m) => m.marked_at)}::timestamptz[]
+    ) as r(device_pk, start, marked_at)
+    where d.device_pk = r.device_pk and d.start = r.start and d.marked_at <= r.marked_at`.execute(db)
 }
 
-export async function upsertIntervals(db: Db, devicePk: number, intervalS: number, rows: EnergyInterval[]) {
+/** The registers of one device's interval. */
+export type DeviceInterval = EnergyInterval & { devicePk: number }
+
+/** Writes the intervals of any number of devices in one statement (arrays, so no parameter limit). */
+export async function upsertIntervals(db: Db, intervalS: number, rows: DeviceInterval[]) {
   if (rows.length === 0) return
-  await db
-    .insertInto('energy_intervals')
-    .values(
-      rows.map((r) => ({
-        device_pk: devicePk,
-        start: iso(r.start),
-        interval_s: intervalS,
-        import_wh: r.import_wh,
-        export_wh: r.export_wh,
-        apparent_vah: r.apparent_vah,
-        reactive_varh: r.reactive_varh,
-        covered_ms: Math.round(r.covered_ms),
-        updated_at: sql<Date>`now()`,
-      })),
-    )
-    .onConflict((oc) =>
-      oc.columns(['device_pk', 'start']).doUpdateSet((eb) => ({
-        import_wh: eb.ref('excluded.import_wh'),
-        export_wh: eb.ref('excluded.export_wh'),
-        apparent_vah: eb.ref('excluded.apparent_vah'),
-        reactive_varh: eb.ref('excluded.reactive_varh'),
-        covered_ms: eb.ref('excluded.covered_ms'),
-        updated_at: sql`now()`,
-      })),
-    )
-    .execute()
+  await sql`
+    insert into energy_intervals
+      (device_pk, start, interval_s, import_wh, export_wh, apparent_vah, reactive_varh, covered_ms, updated_at)
+    select r.device_pk, r.start, ${intervalS}::int, r.import_wh, r.export_wh, r.apparent_vah, r.reactive_varh,
+      r.covered_ms, now()
+    from unnest(
+      ${rows.map((r) => r.devicePk)}::int[],
+      ${rows.map((r) => iso(r.start))}::timestamptz[],
+      ${rows.map((r) => r.import_wh)}::float8[],
+      ${rows.map((r) => r.export_wh)}::float8[],
+      ${rows.map((r) => r.apparent_vah)}::float8[],
+      ${rows.map((r) => r.reactive_varh)}::float8[],
+      ${rows.map((r) => Math.round(r.covered_ms))}::int8[]
+    ) as r(device_pk, start, import_wh, export_wh, apparent_vah, reactive_varh, covered_ms)
+    on conflict (device_pk, start) do update set
+      import_wh = excluded.import_wh,
+      export_wh = excluded.export_wh,
+      apparent_vah = excluded.apparent_vah,
+      reactive_varh = excluded.reactive_varh,
+      covered_ms = excluded.covered_ms,
+      updated_at = now()`.execute(db)
 }
 
 export async function readIntervals(
@@ -116,14 +126,30 @@ export async function insertGaps(db: Db, gaps: GapRecord[]) {
     .execute()
 }
 
-/** Seq gaps of a device overlapping [from, to], as time ranges integration must not cross. */
-export async function gapBreaks(db: Db, devicePk: number, from: number, to: number) {
-  const rows = await db
-    .selectFrom('seq_gaps')
-    .select(['from_ts', 'to_ts'])
-    .where('device_pk', '=', devicePk)
-    .where('to_ts', '>=', new Date(from))
-    .where('from_ts', '<=', new Date(to))
-    .execute()
-  return rows.map((r) => ({ from: new Date(r.from_ts).getTime(), to: new Date(r.to_ts).getTime() }))
+/** A device's time range [from, to]. */
+export interface DeviceRange {
+  devicePk: number
+  from: number
+  to: number
+}
+
+/**
+ * Seq gaps overlapping each range, as time ranges integration must not cross: one array per range,
+ * in the order given.
+ */
+export async function gapBreaks(db: Db, ranges: DeviceRange[]): Promise<{ from: number; to: number }[][]> {
+  const out = ranges.map((): { from: number; to: number }[] => [])
+  if (ranges.length === 0) return out
+  const { rows } = await sql<{ k: number; from_ts: Date; to_ts: Date }>`
+    select r.k, g.from_ts, g.to_ts
+    from unnest(
+      ${ranges.map((r) => r.devicePk)}::int[],
+      ${ranges.map((r) => iso(r.from))}::timestamptz[],
+      ${ranges.map((r) => iso(r.to))}::timestamptz[]
+    ) with ordinality as r(device_pk, lo, hi, k)
+    join seq_gaps g on g.device_pk = r.device_pk and g.to_ts >= r.lo and g.from_ts <= r.hi`.execute(db)
+  for (const r of rows) {
+    out[Number(r.k) - 1]?.push({ from: new Date(r.from_ts).getTime(), to: new Date(r.to_ts).getTime() })
+  }
+  return out
 }

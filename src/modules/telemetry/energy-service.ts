@@ -3,16 +3,20 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
 import type { Datagram } from './datagram.ts'
+import { dirtyRuns } from './dirty-runs.ts'
 import { type EnergyInterval, emptyInterval, integrateEnergy } from './energy-integrator.ts'
 import * as repo from './energy-repository.ts'
 import type { TelemetryStore } from './store.ts'
+
+/** Marks recomputed per round: all their devices together, in a constant number of queries. */
+const CHUNK = 500
 
 export interface EnergyOptions {
   db: Kysely<Database>
   store: TelemetryStore
   intervalMs: number
-  /** ENERGY_MAX_GAP_S when set; else 5 × the device's sampling cadence. */
-  maxGapMs: (devicePk: number) => Promise<number>
+  /** Per device: ENERGY_MAX_GAP_S when set, else 5 × its sampling cadence; an entry for every pk asked. */
+  maxGapMsMany: (devicePks: number[]) => Promise<Map<number, number>>
   log: FastifyBaseLogger
   /** How long after an interval ends it is considered complete and computed in the background. */
   settleMs?: number
@@ -67,45 +71,55 @@ export class EnergyService {
 
   /** Recomputes dirty intervals (all complete ones, or every one of a device before it is read). */
   async recompute(options: { devicePk?: number; upTo?: number } = {}): Promise<number> {
-    const before = options.upTo ?? Date.now() - (this.o.settleMs ?? 60_000)
+    // In the background: intervals that ENDED at least settleMs ago (a start before now − interval
+    // − settle), so an interval still filling is computed once when complete, not every round.
+    const before = options.upTo ?? Date.now() - this.o.intervalMs - (this.o.settleMs ?? 60_000)
     let done = 0
     for (;;) {
-      const dirty = await repo.dirtyIntervals(this.o.db, { before, devicePk: options.devicePk, limit: 500 })
+      const dirty = await repo.dirtyIntervals(this.o.db, { before, devicePk: options.devicePk, limit: CHUNK })
       if (dirty.length === 0) return done
-      const byDevice = new Map<number, typeof dirty>()
-      for (const row of dirty) byDevice.set(row.device_pk, [...(byDevice.get(row.device_pk) ?? []), row])
-      for (const [pk, rows] of byDevice) {
-        await this.recomputeDevice(
-          pk,
-          rows.map((r) => new Date(r.start).getTime()),
-        )
-      }
-      await repo.clearDirty(this.o.db, dirty)
+      // Forgotten before the samples are read: a datagram stored meanwhile marks its intervals again,
+      // refreshing marked_at, so clearDirty keeps those marks for the next round.
       for (const r of dirty) this.known.delete(`${r.device_pk}:${new Date(r.start).getTime()}`)
+      await this.recomputeMarks(dirty)
+      await repo.clearDirty(this.o.db, dirty)
       done += dirty.length
-      if (dirty.length < 500) return done
+      if (dirty.length < CHUNK) return done
     }
   }
 
-  private async recomputeDevice(pk: number, starts: number[]): Promise<void> {
+  /** A chunk of marks of any number of devices, in a constant number of queries. */
+  private async recomputeMarks(dirty: repo.DirtyMark[]): Promise<void> {
     const I = this.o.intervalMs
-    const maxGapMs = await this.o.maxGapMs(pk)
-    const from = Math.min(...starts)
-    const to = Math.max(...starts) + I
-    // The sample before an interval may hold into it, so read up to one gap earlier.
-    const samples = await this.o.store.powerSamples(pk, from - maxGapMs, to)
-    const breaks = await repo.gapBreaks(this.o.db, pk, from - maxGapMs, to)
-    const wanted = new Set(starts)
-    const computed = integrateEnergy(samples, { intervalMs: I, maxGapMs, breaks })
-    const rows: EnergyInterval[] = starts.map(
-      (start) => computed.find((c) => c.start === start) ?? emptyInterval(start),
-    )
-    await repo.upsertIntervals(
-      this.o.db,
-      pk,
-      I / 1000,
-      rows.filter((r) => wanted.has(r.start)),
-    )
+    const startsOf = new Map<number, number[]>()
+    for (const r of dirty) {
+      const starts = startsOf.get(r.device_pk) ?? []
+      starts.push(new Date(r.start).getTime())
+      startsOf.set(r.device_pk, starts)
+    }
+    const maxGaps = await this.o.maxGapMsMany([...startsOf.keys()])
+    const runs = [...startsOf].flatMap(([pk, starts]) => {
+      const maxGapMs = maxGaps.get(pk)
+      if (maxGapMs === undefined) throw new Error(`no max gap for device ${pk}`)
+      return dirtyRuns(pk, starts, I, maxGapMs)
+    })
+    const [samples, breaks] = await Promise.all([
+      this.o.store.powerSamplesMany(runs.map((r) => ({ devicePk: r.devicePk, start: r.from, stop: r.to }))),
+      repo.gapBreaks(this.o.db, runs),
+    ])
+    const rows = runs.flatMap((run, i) => {
+      const computed = integrateEnergy(samples[i] ?? [], {
+        intervalMs: I,
+        maxGapMs: run.maxGapMs,
+        breaks: breaks[i],
+      })
+      const byStart = new Map(computed.map((c) => [c.start, c]))
+      return run.starts.map((start) => ({
+        devicePk: run.devicePk,
+        ...(byStart.get(start) ?? emptyInterval(start)),
+      }))
+    })
+    await repo.upsertIntervals(this.o.db, I / 1000, rows)
   }
 
   /** Stored registers of a device in [start, stop), after bringing the dirty ones up to date. */

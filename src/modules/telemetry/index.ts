@@ -28,7 +28,7 @@ export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
 export { PostgresTelemetryStore } from './postgres-store.ts'
 export { type DerivedPower, derivePower, type ElectricalValues } from './power.ts'
 export type { TelemetryService } from './service.ts'
-export type { PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+export type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 export { parseDuration, parseTimePoint } from './time-range.ts'
 
 export interface TelemetryModuleOptions {
@@ -61,12 +61,13 @@ export function createTelemetryModule({ db, devices, config, log }: TelemetryMod
     store,
     log,
     intervalMs: parseDuration(config.ENERGY_INTERVAL) as number,
-    maxGapMs: async (pk) => {
-      if (config.ENERGY_MAX_GAP_S) return config.ENERGY_MAX_GAP_S * 1000
-      const cadence = Number(
-        (await devices.configByPk(pk))?.sampling_cadence_ms ?? DEFAULT_DEVICE_CONFIG.sampling_cadence_ms,
-      )
-      return 5 * cadence
+    maxGapMsMany: async (pks) => {
+      const fixed = config.ENERGY_MAX_GAP_S
+      if (fixed) return new Map(pks.map((pk) => [pk, fixed * 1000]))
+      const configs = await devices.configsByPk(pks)
+      const cadence = (pk: number) =>
+        Number(configs.get(pk)?.sampling_cadence_ms ?? DEFAULT_DEVICE_CONFIG.sampling_cadence_ms)
+      return new Map(pks.map((pk) => [pk, 5 * cadence(pk)]))
     },
   })
   const service = new TelemetryService(db, store, energy)

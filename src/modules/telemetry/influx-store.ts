@@ -8,7 +8,7 @@ import {
 import type { Datagram } from './datagram.ts'
 import { powerFlux, seriesFlux } from './influx-flux.ts'
 import { datagramPoints } from './influx-points.ts'
-import type { PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+import type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 
 export interface InfluxStoreOptions {
   url: string
@@ -122,6 +122,13 @@ export class InfluxTelemetryStore implements TelemetryStore {
         return { t, p, s, q }
       }),
     )
+  }
+
+  /** One Flux query per range, one after the other: Flux has no cheap join of many device ranges. */
+  async powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]> {
+    const out: PowerSample[][] = []
+    for (const r of ranges) out.push(await this.powerSamples(r.devicePk, r.start, r.stop))
+    return out
   }
 
   /** Readiness: InfluxDB's /health (rejects on a failing or unreachable server). */

@@ -2,7 +2,7 @@ import { CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { type Datagram, FLAG_OUT_OF_RANGE, regularStep } from './datagram.ts'
 import { isStoredType, STORED_TYPES } from './measurement-types.ts'
-import type { PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+import type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 
 const COLUMNS = [
   'device_pk',
@@ -19,6 +19,8 @@ const COLUMNS = [
 const ROWS_PER_INSERT = 1000
 /** The widest span of samples one datagram may cover (send interval ≤ 3600 s), for range scans on t0. */
 const MAX_SPAN_MS = 3_660_000
+
+const iso = (t: number) => new Date(t).toISOString()
 
 function rowParams(d: Datagram): unknown[] {
   const step = regularStep(d.times)
@@ -61,6 +63,19 @@ function valueSource(metric: string): { unnest: RawBuilder<unknown>; value: RawB
     unnest: sql`jsonb_array_elements(t.other -> ${metric}) with ordinality as u(j, i)`,
     value: sql`(case when jsonb_typeof(u.j) = 'number' then (u.j)::text::float8 end)`,
   }
+}
+
+interface PowerRow {
+  t: number
+  p: number | null
+  s: number | null
+}
+
+function toPowerSample(r: PowerRow): PowerSample {
+  const p = Number(r.p)
+  if (r.s === null) return { t: Number(r.t), p }
+  const s = Number(r.s)
+  return { t: Number(r.t), p, s, q: Math.sqrt(Math.max(s * s - p * p, 0)) }
 }
 
 const AGGREGATES = {
@@ -117,24 +132,34 @@ export class PostgresTelemetryStore implements TelemetryStore {
   }
 
   async powerSamples(devicePk: number, start: number, stop: number): Promise<PowerSample[]> {
-    const { rows } = await sql<{ t: number; p: number | null; s: number | null }>`
-      select * from (
-        select ${sampleTime}::float8 as t,
-          ${ACTIVE_POWER} as p,
-          u.vac * u.iac as s
+    return (await this.powerSamplesMany([{ devicePk, start, stop }]))[0] as PowerSample[]
+  }
+
+  /** One statement for all ranges: each is joined to the telemetry rows of its device and time. */
+  async powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]> {
+    const out = ranges.map((): PowerSample[] => [])
+    if (ranges.length === 0) return out
+    const { rows } = await sql<PowerRow & { k: number }>`
+      select r.k, x.t, x.p, x.s
+      from unnest(
+        ${ranges.map((r) => r.devicePk)}::int[],
+        ${ranges.map((r) => r.start)}::float8[],
+        ${ranges.map((r) => r.stop)}::float8[],
+        ${ranges.map((r) => iso(r.start - MAX_SPAN_MS))}::timestamptz[],
+        ${ranges.map((r) => iso(r.stop))}::timestamptz[]
+      ) with ordinality as r(device_pk, start, stop, t0_from, t0_to, k)
+      cross join lateral (
+        select ${sampleTime}::float8 as t, ${ACTIVE_POWER} as p, u.vac * u.iac as s
         from telemetry t cross join lateral unnest(t.voltage_dc, t.current_dc, t.voltage_ac, t.current_ac, t.pf)
           with ordinality as u(vdc, idc, vac, iac, pf, i)
-        where t.device_pk = ${devicePk}
-          and t.t0 >= ${new Date(start - MAX_SPAN_MS).toISOString()}::timestamptz
-          and t.t0 < ${new Date(stop).toISOString()}::timestamptz
-      ) x where t >= ${start} and t < ${stop} and p is not null
-      order by t`.execute(this.db)
-    return rows.map((r) => {
-      const p = Number(r.p)
-      if (r.s === null) return { t: Number(r.t), p }
-      const s = Number(r.s)
-      return { t: Number(r.t), p, s, q: Math.sqrt(Math.max(s * s - p * p, 0)) }
-    })
+        where t.device_pk = r.device_pk and t.t0 >= r.t0_from and t.t0 < r.t0_to
+          -- Most rows after t0_from end before the range: skip the regular ones before unnesting them.
+          and (t.offsets_ms is not null or date_part('epoch', t.t0) * 1000 + greatest((t.n - 1) * t.step_ms, 0) >= r.start)
+      ) x
+      where x.t >= r.start and x.t < r.stop and x.p is not null
+      order by r.k, x.t`.execute(this.db)
+    for (const r of rows) out[Number(r.k) - 1]?.push(toPowerSample(r))
+    return out
   }
 
   async ping(): Promise<void> {

@@ -17,6 +17,13 @@ export interface SeriesQuery {
   limit: number
 }
 
+/** A device's time range [start, stop) of power samples to read. */
+export interface PowerRange {
+  devicePk: number
+  start: number
+  stop: number
+}
+
 export interface SeriesPoint {
   time: number
   value: number
@@ -32,6 +39,8 @@ export interface TelemetryStore {
   query(q: SeriesQuery): Promise<SeriesPoint[]>
   /** Power samples of one device in [start, stop), sorted by time. */
   powerSamples(devicePk: number, start: number, stop: number): Promise<PowerSample[]>
+  /** Power samples of many ranges at once: one array per range, in the order given, each sorted by time. */
+  powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]>
   /** Readiness: throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
