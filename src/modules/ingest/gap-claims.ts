@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import { gapRecorded, storedSeqs } from '../telemetry/index.ts'
 import { type MissingRange, rangeLength } from './seq-window.ts'
 
 const SEQ_MOD = 2 ** 32
@@ -7,8 +8,6 @@ const SEQ_MOD = 2 ** 32
 const MAX_CHECKED = 65_536
 /** Declared gaps remembered per device in its seq-tracking row. */
 const MAX_CLAIMS = 256
-/** A datagram's first sample (t0) precedes its envelope ts by at most this. */
-const SPAN_MS = 3_600_000
 /** Namespace of the advisory locks (first key) taken per device (second key). */
 const LOCK_SPACE = 0x5e9a
 
@@ -21,8 +20,6 @@ interface Claim {
   by: string
 }
 
-const iso = (ms: number) => new Date(ms).toISOString()
-
 const overlaps = (c: Claim, r: MissingRange) => {
   const inside = (s: number, x: { from: number; to: number }) =>
     (s - x.from + SEQ_MOD) % SEQ_MOD <= (x.to - x.from + SEQ_MOD) % SEQ_MOD
@@ -33,7 +30,7 @@ const overlaps = (c: Claim, r: MissingRange) => {
  * Replica-safe gap declaration. With shared subscriptions each replica sees only part of a device's
  * seqs, so its own dedup window shows holes that another replica filled. Before an expired hole
  * becomes a gap, under a per-device advisory lock: (1) seqs stored in the telemetry table by any
- * replica are taken out of it, and (2) what another replica already declared is skipped (claims in
+ * replica are taken out of it (asked of the telemetry module), and (2) what another replica already declared is skipped (claims in
  * the device's seq-tracking row; a replica re-declares its own claim only when no seq_gaps row
  * covers it — a crash between claim and store must not lose the gap). Returns what to declare.
  */
@@ -54,7 +51,7 @@ export async function confirmGaps(
       for (const piece of await stillMissing(trx, pk, range)) {
         const claimed = claims.filter((c) => overlaps(c, piece))
         if (claimed.some((c) => c.by !== owner)) continue
-        if (claimed.length > 0 && (await recorded(trx, pk, piece))) continue
+        if (claimed.length > 0 && (await gapRecorded(trx, pk, piece))) continue
         out.push(piece)
       }
     }
@@ -77,7 +74,7 @@ export async function confirmGaps(
   })
 }
 
-/** The parts of a hole that no replica stored in the telemetry table. */
+/** The parts of a hole that no replica stored (asked of the telemetry module). */
 async function stillMissing(
   trx: Transaction<Database>,
   pk: number,
@@ -85,14 +82,8 @@ async function stillMissing(
 ): Promise<MissingRange[]> {
   const n = rangeLength(r)
   if (n > MAX_CHECKED) return [r]
-  const seqs =
-    r.from <= r.to ? sql`seq between ${r.from} and ${r.to}` : sql`(seq >= ${r.from} or seq <= ${r.to})`
-  const rows = await sql<{ seq: string | number }>`
-    select seq from telemetry
-    where device_pk = ${pk}::int and t0 >= ${iso(r.fromTs - SPAN_MS)}::timestamptz
-      and t0 <= ${iso(r.toTs)}::timestamptz and ${seqs}`.execute(trx)
-  if (rows.rows.length === 0) return [r]
-  const stored = new Set(rows.rows.map((x) => Number(x.seq)))
+  const stored = await storedSeqs(trx, pk, r)
+  if (stored.size === 0) return [r]
   const out: MissingRange[] = []
   let start = -1
   for (let k = 0; k < n; k++) {
@@ -106,14 +97,4 @@ async function stillMissing(
   }
   if (start >= 0) out.push({ ...r, from: start, to: r.to })
   return out
-}
-
-/** A seq_gaps row of the device already covers (part of) this hole. */
-async function recorded(trx: Transaction<Database>, pk: number, r: MissingRange): Promise<boolean> {
-  const rows = await sql`
-    select 1 from seq_gaps
-    where device_pk = ${pk}::int and from_seq <= ${r.to} and to_seq >= ${r.from}
-      and to_ts >= ${iso(r.fromTs)}::timestamptz and from_ts <= ${iso(r.toTs)}::timestamptz
-    limit 1`.execute(trx)
-  return rows.rows.length > 0
 }

@@ -27,6 +27,7 @@ export { type InfluxStoreOptions, InfluxTelemetryStore } from './influx-store.ts
 export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
 export { PostgresTelemetryStore } from './postgres-store.ts'
 export { type DerivedPower, derivePower, type ElectricalValues } from './power.ts'
+export { gapRecorded, type SeqRun, storedSeqs } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 export { parseDuration, parseTimePoint } from './time-range.ts'
