@@ -88,6 +88,32 @@ export const ConfigSchema = Type.Object({
     'token',
     'how devices authenticate to the embedded broker',
   ),
+  MQTT_AUTH_FAIL_DELAY_MS: Type.Integer({
+    minimum: 0,
+    maximum: 60_000,
+    default: 1000,
+    description:
+      'embedded broker: a refused CONNECT gets its CONNACK (and is closed) only after this delay, so a client waiting for answers makes one guess per delay; 0 = at once',
+  }),
+  MQTT_AUTH_FAIL_HELD_MAX: Type.Integer({
+    minimum: 0,
+    maximum: 100_000,
+    default: 1000,
+    description: 'refused CONNECTs held in that delay at once; beyond, refused and closed at once',
+  }),
+  MQTT_AUTH_FAIL_MAX: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 30,
+    description:
+      'refused CONNECTs from one address (IPv6: its /64), or connections of one device closed for a forbidden publish, within MQTT_AUTH_FAIL_WINDOW_MS after which further CONNECTs from it are refused without checking credentials until the window ends; devices behind one NAT share an address; connected devices stay; 0 = off',
+  }),
+  MQTT_AUTH_FAIL_WINDOW_MS: Type.Integer({
+    minimum: 1000,
+    maximum: 86_400_000,
+    default: 60_000,
+    description: 'window of MQTT_AUTH_FAIL_MAX, counted from the first failure',
+  }),
   MQTT_TLS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   MQTT_TLS_CERT: Type.Optional(
     Type.String({ minLength: 1, description: 'PEM file of the broker certificate' }),

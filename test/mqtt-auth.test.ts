@@ -79,7 +79,8 @@ describe('embedded broker, MQTT_DEVICE_AUTH=token', { skip: embeddedOnly }, () =
   let t: TestApp
   let url: string
   before(async () => {
-    t = await build({ MQTT_DEVICE_AUTH: 'token', INGEST_FLUSH_MS: '50' })
+    // Refusals answered at once here; their delay and the per-address limit: mqtt-auth-failures.test.ts.
+    t = await build({ MQTT_DEVICE_AUTH: 'token', MQTT_AUTH_FAIL_DELAY_MS: '0', INGEST_FLUSH_MS: '50' })
     url = brokerUrl(t)
     await waitFor(() => t.app.mqtt.connectedCount() > 0, 10000, 'the server client connected')
   })
@@ -141,6 +142,17 @@ describe('embedded broker, MQTT_DEVICE_AUTH=token', { skip: embeddedOnly }, () =
       (await t.app.inject({ method: 'POST', url: '/api/devices/nope/mqtt-secret/rotate' })).statusCode,
       404,
     )
+  })
+
+  test('a deleted device is disconnected and refused at once, although its secret was just checked (and cached)', async () => {
+    const { id, password } = await provisioned()
+    const device = await connect(url, { clientId: id, username: id, password })
+    const gone = closed(device)
+    const res = await t.app.inject({ method: 'DELETE', url: `/api/devices/${id}` })
+    assert.equal(res.statusCode, 200, res.body)
+    await gone // its live session ends with the device
+    device.end(true)
+    assert.equal(await refusal(url, { clientId: id, username: id, password }), 4)
   })
 
   test("a publish to another device's topic is dropped, counted and stores nothing; so is a foreign will", async () => {
@@ -290,6 +302,7 @@ describe('embedded broker, MQTT_DEVICE_AUTH=mtls', { skip: embeddedOnly }, () =>
     certs = makeCertificates(dir.path, [deviceId, otherId])
     t = await build({
       MQTT_DEVICE_AUTH: 'mtls',
+      MQTT_AUTH_FAIL_DELAY_MS: '0',
       MQTT_TLS_PORT: '0',
       MQTT_TLS_CERT: certs.file('server.pem'),
       MQTT_TLS_KEY: certs.file('server.key'),

@@ -5,6 +5,7 @@ import type { DevicesService } from '../devices/index.ts'
 import { deviceSecretRoutes } from './routes.ts'
 import { DeviceSecrets } from './service.ts'
 
+export { DEFAULT_HASH_CACHE, HashCache, type HashCacheOptions } from './hash-cache.ts'
 export type { MqttSecret } from './schemas.ts'
 export { DeviceSecrets, hashSecret } from './service.ts'
 
@@ -24,8 +25,12 @@ export function createDeviceAuthModule({ db, devices, log }: DeviceAuthModuleOpt
   const service = new DeviceSecrets(db, devices)
   devices.onRegistered(async (device) => {
     // A failure must not fail the registration: rotating later provisions the device anyway.
-    await service.issue(device.id).catch((error) => log.warn({ err: error }, 'device secret not issued'))
+    await service
+      .issue(device.id, device.device_id)
+      .catch((error) => log.warn({ err: error }, 'device secret not issued'))
   })
+  // The secret's row goes with the device (cascade); its cached hash must go too.
+  devices.onDeleted((deviceId) => service.forget(deviceId))
   const plugin: FastifyPluginAsync = async (app) => {
     await app.register(deviceSecretRoutes, { secrets: service })
     const auth = app.brokerAuth

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { DevicesService } from '../devices/index.ts'
+import { HashCache } from './hash-cache.ts'
 import * as repo from './repository.ts'
 import type { MqttSecret } from './schemas.ts'
 
@@ -18,6 +19,8 @@ export type SessionKiller = (deviceId: string) => void
  * high-entropy (not chosen by a person), so a fast hash is as good as a slow one here.
  * Registration issues a secret that nobody sees (the registration answer is unchanged); an admin
  * rotates to get the device's secret — shown once — and rotation revokes the previous one.
+ * The broker's checks read the hashes through a bounded cache that every change here clears
+ * (`forget` for a deleted device); other replicas see a change within the cache's TTL.
  */
 export class DeviceSecrets {
   private killSession: SessionKiller = () => undefined
@@ -25,6 +28,7 @@ export class DeviceSecrets {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly devices: Pick<DevicesService, 'get' | 'find'>,
+    private readonly hashes = new HashCache(),
   ) {}
 
   /** The broker's hook that closes a device's connection after its secret changed. */
@@ -33,8 +37,9 @@ export class DeviceSecrets {
   }
 
   /** At registration: a secret nobody knows yet, so the device stays locked out until rotated. */
-  async issue(devicePk: number): Promise<void> {
+  async issue(devicePk: number, deviceId: string): Promise<void> {
     await repo.insertHashIfMissing(this.db, devicePk, hashSecret(newSecret()))
+    this.hashes.forget(deviceId)
   }
 
   /** A new secret for the device (shown once); the old one stops working and its session is closed. */
@@ -42,6 +47,7 @@ export class DeviceSecrets {
     const device = await this.devices.get(deviceId)
     const password = newSecret()
     await repo.replaceHash(this.db, device.id, hashSecret(password))
+    this.hashes.forget(device.device_id)
     this.killSession(device.device_id)
     return { device_id: device.device_id, username: device.device_id, password }
   }
@@ -50,12 +56,22 @@ export class DeviceSecrets {
   async revoke(deviceId: string): Promise<void> {
     const device = await this.devices.get(deviceId)
     await repo.deleteHash(this.db, device.id)
+    this.hashes.forget(device.device_id)
     this.killSession(device.device_id)
+  }
+
+  /**
+   * The device was deleted (its secret went with it): no cached hash may admit it any more, and
+   * its live session on the embedded broker is closed (it would otherwise go on publishing).
+   */
+  forget(deviceId: string): void {
+    this.hashes.forget(deviceId)
+    this.killSession(deviceId)
   }
 
   /** True when `password` is the current secret of a registered device. */
   async verify(deviceId: string, password: string): Promise<boolean> {
-    const stored = await repo.findHash(this.db, deviceId)
+    const stored = await this.hashes.get(deviceId, () => repo.findHash(this.db, deviceId))
     if (!stored) return false
     return timingSafeEqual(Buffer.from(hashSecret(password), 'hex'), Buffer.from(stored, 'hex'))
   }

@@ -7,6 +7,13 @@ import type {
   AuthorizeSubscribeHandler,
   Client,
 } from 'aedes'
+import {
+  BLOCKED_REASONS,
+  type BlockedBy,
+  type FailedConnectPolicy,
+  FailedConnects,
+  remoteAddress,
+} from './failed-connects.ts'
 
 /** How devices prove who they are to the embedded broker (config MQTT_DEVICE_AUTH). */
 export type DeviceAuthMode = 'token' | 'mtls' | 'none'
@@ -31,9 +38,15 @@ export type DeniedAction = 'connect' | 'publish' | 'will' | 'subscribe'
 export interface BrokerAuthOptions {
   mode: DeviceAuthMode
   internal: InternalCredential
-  /** Counts refusals (mqtt_denied_total{action}). */
-  onDenied?: (action: DeniedAction, clientId: string, reason: string) => void
+  /** Counts refusals (mqtt_denied_total{action}); `address` is the client's remote address. */
+  onDenied?: (action: DeniedAction, clientId: string, reason: string, address: string | undefined) => void
+  /** Counts CONNECTs refused unchecked, by what reached its failure limit (also passed to onDenied). */
+  onBlocked?: (by: BlockedBy) => void
+  /** What failing costs (FailedConnects); unset: refusals are immediate and unlimited. */
+  failedConnects?: FailedConnectPolicy
 }
+
+const NO_PRICE: FailedConnectPolicy = { delayMs: 0, maxHeld: 0, max: 0, windowMs: 60_000 }
 
 type Identity = { kind: 'internal' } | { kind: 'anonymous' } | { kind: 'device'; deviceId: string }
 
@@ -83,18 +96,30 @@ function sameSecret(given: Buffer | undefined, expected: string): boolean {
  *   makes aedes drop the message unacknowledged and close the connection; a denied subscription is
  *   granted 0x80 and the connection stays.
  *
+ * - Failing has a price (FailedConnects): refusals are answered after a delay; an address with too
+ *   many refused CONNECTs, or a device closed too often for forbidden publishes, is refused before
+ *   any credential check (the address is looked at in aedes preConnect) until its window ends.
+ *
  * Install before anything wraps `aedes.authorizePublish` (the ingest's tap calls the handler it
  * wrapped first and journals only what it allowed).
  */
 export class BrokerAuth {
   private credentials: DeviceCredentialCheck | undefined
   private readonly identities = new WeakMap<Client, Identity>()
+  private readonly failed: FailedConnects
   private aedes: Aedes | undefined
 
-  constructor(private readonly options: BrokerAuthOptions) {}
+  constructor(private readonly options: BrokerAuthOptions) {
+    this.failed = new FailedConnects(options.failedConnects ?? NO_PRICE, options.internal.clientId)
+  }
 
   get mode(): DeviceAuthMode {
     return this.options.mode
+  }
+
+  /** Refusals held in their delay now; addresses and devices tracked for the failure limit. */
+  get refusalState(): { held: number; addresses: number; devices: number } {
+    return this.failed.state
   }
 
   /** The device-auth module supplies the registry checks; until then devices get "server unavailable". */
@@ -112,16 +137,23 @@ export class BrokerAuth {
   install(aedes: Aedes): void {
     this.aedes = aedes
     const defaultPublish = aedes.authorizePublish.bind(aedes) as AuthorizePublishHandler
+    aedes.preConnect = (client, packet, done) => {
+      // Only noted here: aedes sends no CONNACK for a preConnect error, authenticate sends the refusal.
+      this.failed.screen(client, packet.clientId)
+      done(null, true)
+    }
     aedes.authenticate = (client, username, password, done) => {
-      this.authenticate(client, username, password).then(
+      // Over a failure limit: refused before any credential is looked at (never the server's own id).
+      const blocked = this.failed.blockedBy(client)
+      const checked = blocked
+        ? Promise.reject(authError(5, BLOCKED_REASONS[blocked]))
+        : this.authenticate(client, username, password)
+      checked.then(
         (identity) => {
           this.identities.set(client, identity)
           done(null, true)
         },
-        (error: AuthenticateError) => {
-          this.deny('connect', client, error.message)
-          done(error.returnCode ? error : authError(5, 'not authorized'), false)
-        },
+        (error: AuthenticateError) => this.refuse(client, error, blocked, done),
       )
     }
     const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
@@ -130,6 +162,7 @@ export class BrokerAuth {
       if (client && identity?.kind === 'device' && !deviceMayPublish(identity.deviceId, packet.topic)) {
         const action = packet === (client as unknown as { will?: unknown }).will ? 'will' : 'publish'
         this.deny(action, client, `topic ${packet.topic}`)
+        this.failed.forbiddenPublish(identity.deviceId)
         return callback(new Error(`not authorized to publish to ${packet.topic}`))
       }
       if (client && !identity && this.options.mode !== 'none') {
@@ -160,11 +193,10 @@ export class BrokerAuth {
   ): Promise<Identity> {
     const { internal, mode } = this.options
     if (client.id === internal.clientId) {
-      const remote = (client.conn as { remoteAddress?: string }).remoteAddress
       if (
         username === internal.username &&
         sameSecret(password, internal.password) &&
-        LOOPBACK.has(remote ?? '')
+        LOOPBACK.has(remoteAddress(client) ?? '')
       )
         return { kind: 'internal' }
       throw authError(5, 'the client id of the server is reserved')
@@ -191,7 +223,22 @@ export class BrokerAuth {
     return { kind: 'device', deviceId }
   }
 
+  /** Counts the refusal, and answers it after the delay. */
+  private refuse(
+    client: Client,
+    error: AuthenticateError,
+    blocked: BlockedBy | undefined,
+    done: (e: AuthenticateError, ok: false) => void,
+  ) {
+    const answer = () => done(error.returnCode ? error : authError(5, 'not authorized'), false)
+    this.deny('connect', client, error.message)
+    // 3 = the server is not ready: not the client's fault, so neither counted nor delayed.
+    if (error.returnCode === 3) return answer()
+    if (blocked) this.options.onBlocked?.(blocked)
+    this.failed.refused(client, answer)
+  }
+
   private deny(action: DeniedAction, client: Client, reason: string): void {
-    this.options.onDenied?.(action, client.id, reason)
+    this.options.onDenied?.(action, client.id, reason, remoteAddress(client))
   }
 }

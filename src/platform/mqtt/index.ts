@@ -4,6 +4,7 @@ import type { Config } from '../../config.ts'
 import { BrokerAuth, type DeviceAuthMode } from './broker-auth.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded-broker.ts'
 import { MqttHub } from './hub.ts'
+import { LogBudget } from './log-budget.ts'
 import { startTlsListener, type TlsListener } from './tls-listener.ts'
 
 export {
@@ -16,6 +17,7 @@ export {
 } from './broker-auth.ts'
 export type { EmbeddedBroker } from './embedded-broker.ts'
 export { startEmbeddedBroker } from './embedded-broker.ts'
+export { BLOCKED_REASONS, type BlockedBy, type FailedConnectPolicy } from './failed-connects.ts'
 export type { BrokerLink, MessageHandler } from './hub.ts'
 export { MqttHub } from './hub.ts'
 
@@ -72,21 +74,41 @@ export const mqttPlugin = fp<MqttPluginOptions>(
       urls = config.MQTT_URL.split(',').map((u) => u.trim())
     } else {
       broker = await startEmbeddedBroker(config.MQTT_BROKER_PORT, config.HOST)
-      const denied = app.hasDecorator('metrics')
-        ? new app.metrics.client.Counter({
+      const metrics = app.hasDecorator('metrics') ? app.metrics.client : undefined
+      const denied = metrics
+        ? new metrics.Counter({
             name: 'mqtt_denied_total',
             help: 'Embedded broker refusals: CONNECT, publish, will, subscribe',
             labelNames: ['action'] as const,
-            registers: [app.metrics.client.register],
+            registers: [metrics.register],
+          })
+        : undefined
+      const blocked = metrics
+        ? new metrics.Counter({
+            name: 'mqtt_connect_blocked_total',
+            help: 'CONNECTs refused unchecked: their address or device reached MQTT_AUTH_FAIL_MAX (also in mqtt_denied_total)',
+            labelNames: ['by'] as const,
+            registers: [metrics.register],
           })
         : undefined
       const log = app.log.child({ component: 'broker-auth' })
+      const logBudget = new LogBudget(20, 10_000, (suppressed) =>
+        log.warn({ suppressed }, 'mqtt access denied: more refusals in the last 10 s, not logged one by one'),
+      )
       brokerAuth = new BrokerAuth({
         mode: config.MQTT_DEVICE_AUTH as DeviceAuthMode,
         internal,
-        onDenied: (action, clientId, reason) => {
+        onDenied: (action, clientId, reason, address) => {
           denied?.inc({ action })
-          log.warn({ action, client_id: clientId, reason }, 'mqtt access denied')
+          if (logBudget.take())
+            log.warn({ action, client_id: clientId.slice(0, 64), address, reason }, 'mqtt access denied')
+        },
+        onBlocked: (by) => blocked?.inc({ by }),
+        failedConnects: {
+          delayMs: config.MQTT_AUTH_FAIL_DELAY_MS,
+          maxHeld: config.MQTT_AUTH_FAIL_HELD_MAX,
+          max: config.MQTT_AUTH_FAIL_MAX,
+          windowMs: config.MQTT_AUTH_FAIL_WINDOW_MS,
         },
       })
       brokerAuth.install(broker.aedes)
