@@ -11,8 +11,9 @@ import {
 } from '../src/modules/commands/index.ts'
 import { createDevicesModule } from '../src/modules/devices/index.ts'
 import { brokerUrl, build, type TestApp } from './helpers/build.ts'
-import { connectMeter, freePort, startMosquitto } from './helpers/commands-meter.ts'
+import { connectMeter, freePort } from './helpers/commands-meter.ts'
 import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
+import { startMosquitto } from './helpers/mosquitto.ts'
 
 /** The commands facade over the app's database and broker hub, as the ingest module will hold it. */
 function facadeOf(t: TestApp): CommandsService {

@@ -1,8 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { writeFileSync } from 'node:fs'
-import { createServer, connect as tcpConnect } from 'node:net'
-import { join } from 'node:path'
+import { createServer } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 
 /** A meter's side of the command topic: a real MQTT.js client subscribed to `iot/{id}/command`. */
@@ -57,47 +53,4 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()))
   if (!address || typeof address !== 'object') throw new Error('no port')
   return address.port
-}
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = tcpConnect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-
-/**
- * A Mosquitto of the test's own on `port`, with persistence under `dir`: stopping and starting it
- * again keeps the sessions of offline clients and the messages queued for them.
- */
-export async function startMosquitto(port: number, dir: string): Promise<{ stop: () => Promise<void> }> {
-  const conf = join(dir, 'mosquitto.conf')
-  writeFileSync(
-    conf,
-    [
-      `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
-      'persistence true',
-      `persistence_location ${dir}/`,
-      'user root',
-      '',
-    ].join('\n'),
-  )
-  const child: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' })
-  const exited = once(child, 'exit')
-  for (let i = 0; i < 100 && !(await accepts(port)); i++) {
-    if (child.exitCode !== null) throw new Error('mosquitto exited at start')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return {
-    stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM')
-        await exited
-      }
-    },
-  }
 }

@@ -48,7 +48,9 @@ export interface Mosquitto {
  * on a free port, with its persistence in a temporary directory.
  */
 export async function startMosquitto(port?: number, dataDir?: string): Promise<Mosquitto> {
-  const dir = dataDir ?? tempDir('mosquitto-').path
+  // A directory of its own unless the caller keeps one across restarts (then the caller removes it).
+  const own = dataDir ? undefined : tempDir('mosquitto-')
+  const dir = dataDir ?? (own?.path as string)
   const chosen = port ?? (await freePort())
   const config = readFileSync(projectConfig, 'utf8')
     .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`)
@@ -65,9 +67,11 @@ export async function startMosquitto(port?: number, dataDir?: string): Promise<M
     port: chosen,
     process: child,
     stop: async () => {
-      if (child.exitCode !== null) return
-      child.kill('SIGTERM')
-      await once(child, 'exit')
+      if (child.exitCode === null) {
+        child.kill('SIGTERM')
+        await once(child, 'exit')
+      }
+      own?.remove()
     },
   }
 }
