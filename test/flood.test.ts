@@ -25,6 +25,8 @@ const DEVICES = 20
 const PER_DEVICE = Number(process.env.FLOOD_PER_DEVICE ?? 150)
 const SAMPLES = 10
 const BAD_CONNECT_WORKERS = 6
+/** CONNECTs per second sent without waiting for answers, from a second address (127.0.0.2). */
+const OPEN_LOOP_RATE = Number(process.env.FLOOD_OPEN_LOOP_RATE ?? 500)
 const FLOOD_MAX_MS = 90_000
 const FLOOD_MAX_CONNECTS = 50_000
 /** Issue 7: the flood may slow legitimate devices by less than 20 %. */
@@ -58,6 +60,10 @@ interface FloodStats {
   forgerConnects: number
   forgerRefused: number
   errors: number
+  /** Open-loop CONNECTs sent; answered (a CONNACK came); closed by the server without an answer. */
+  openLoop: number
+  openLoopAnswered: number
+  openLoopClosed: number
   /** From the attacker's first attempt to its last answer, measured by the attacker. */
   seconds: number
 }
@@ -65,8 +71,9 @@ interface FloodStats {
 /** The attacker (plain ESM, run with `node -e` from the project root so it resolves mqtt). */
 const FLOOD_SCRIPT = `
 import mqtt from 'mqtt'
+import { createConnection } from 'node:net'
 const o = JSON.parse(process.env.FLOOD_INPUT)
-const stats = { connects: 0, refused: 0, admitted: 0, forgedPayloads: 0, foreignTopics: 0, forgerConnects: 0, forgerRefused: 0, errors: 0, seconds: 0 }
+const stats = { connects: 0, refused: 0, admitted: 0, forgedPayloads: 0, foreignTopics: 0, forgerConnects: 0, forgerRefused: 0, errors: 0, seconds: 0, openLoop: 0, openLoopAnswered: 0, openLoopClosed: 0 }
 let stop = false
 process.stdin.on('data', () => { stop = true })
 const deadline = Date.now() + o.maxMs
@@ -139,8 +146,36 @@ async function forge() {
   }
   if (client) client.end(true)
 }
+// An MQTT 3.1.1 CONNECT with username and password, built by hand (a raw socket, no client library).
+const field = (text) => { const b = Buffer.from(text); const l = Buffer.alloc(2); l.writeUInt16BE(b.length); return Buffer.concat([l, b]) }
+const connectPacket = (id, user, pass) => {
+  const body = Buffer.concat([field('MQTT'), Buffer.from([4, 0xc2, 0, 60]), field(id), field(user), field(pass)])
+  return Buffer.concat([Buffer.from([0x10, body.length]), body])
+}
+// Open loop: o.openLoopRate CONNECTs per second from another address, sent without waiting for answers.
+async function openLoop() {
+  if (!o.openLoopRate) return
+  const { hostname, port } = new URL(o.url)
+  const live = new Set()
+  while (running()) {
+    for (let k = 0; k < o.openLoopRate / 50 && running(); k++) {
+      stats.openLoop++
+      const id = 'open_' + stats.openLoop
+      const socket = createConnection({ host: hostname, port: Number(port), localAddress: o.openLoopAddress })
+      live.add(socket)
+      let answered = false
+      socket.on('connect', () => socket.write(connectPacket(id, id, 'guess')))
+      socket.on('data', () => { if (!answered) { answered = true; stats.openLoopAnswered++ } socket.destroy() })
+      socket.on('error', () => undefined)
+      socket.on('close', () => { live.delete(socket); if (!answered) stats.openLoopClosed++ })
+      setTimeout(() => socket.destroy(), 3000).unref()
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  for (const socket of live) socket.destroy()
+}
 const began = Date.now()
-await Promise.all([...Array.from({ length: o.workers }, (_, w) => badConnects(w)), forge()])
+await Promise.all([...Array.from({ length: o.workers }, (_, w) => badConnects(w)), forge(), openLoop()])
 stats.seconds = (Date.now() - began) / 1000
 process.stdout.write(JSON.stringify(stats) + '\\n')
 process.exit(0)
@@ -238,6 +273,8 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
       victims,
       meters: meters.map((m) => ({ id: m.id, password: m.password })),
       workers: BAD_CONNECT_WORKERS,
+      openLoopRate: OPEN_LOOP_RATE,
+      openLoopAddress: '127.0.0.2',
       maxMs: FLOOD_MAX_MS,
       maxConnects: FLOOD_MAX_CONNECTS,
       samples: SAMPLES,
@@ -277,6 +314,9 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
     forgerRefused: 0,
     errors: 0,
     seconds: 0,
+    openLoop: 0,
+    openLoopAnswered: 0,
+    openLoopClosed: 0,
   })
 
   /**
@@ -328,6 +368,8 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
         `server: ${unchecked} CONNECTs refused unchecked by the per-address or per-device limit, forger's included), ` +
         `${f.forgedPayloads} forged-id payloads, ${f.foreignTopics} foreign-topic publishes, ` +
         `${f.forgerConnects} forger CONNECTs (${f.forgerRefused} refused); ` +
+        `open loop from 127.0.0.2: ${f.openLoop} CONNECTs sent without waiting (~${(f.openLoop / f.seconds).toFixed(0)}/s), ` +
+        `${f.openLoopAnswered} answered, ${f.openLoopClosed} closed at accept; ` +
         `server CPU ${((cpu.alone / (2 * messages)) * 1e6).toFixed(0)} µs/msg alone, ` +
         `${((cpu.flooded / (2 * messages)) * 1e6).toFixed(0)} µs/msg under flood (flood handling included)\n`,
     )
@@ -355,6 +397,9 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
 
     assert.equal(stats.admitted, 0, 'no bad credential was admitted')
     assert.ok(stats.refused > 0)
+    if (OPEN_LOOP_RATE > 0) {
+      assert.ok(stats.openLoopClosed > 0, 'the open-loop address, once over its limit, is closed at accept')
+    }
     await waitFor(
       async () => (await denied(t, 'connect')) - deniedConnects >= stats.refused + stats.forgerRefused,
       10_000,

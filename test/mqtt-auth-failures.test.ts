@@ -144,6 +144,36 @@ describe('failed CONNECTs on the embedded broker (MQTT_AUTH_FAIL_*)', { skip: em
     assert.equal(t.app.brokerAuth?.refusalState.held, 0, 'no refusal left held')
   })
 
+  test('a blocked address (other than the loopback the server uses) is closed at accept, before any MQTT', async () => {
+    const id = uniqueName('nobody')
+    for (let i = 0; i < LIMIT; i++) {
+      const bad = await attempt(url, { clientId: id, username: id, password: 'x' }, '127.0.0.3')
+      assert.equal(bad.code, 4)
+    }
+    const blocked0 = await blocked(t, 'address')
+    const denied0 = await denied(t)
+    // A raw TCP connection from the blocked address: closed at once, nothing read, no CONNACK.
+    const { hostname, port } = new URL(url)
+    const started = performance.now()
+    const outcome = await new Promise<{ bytes: number }>((resolve) => {
+      let bytes = 0
+      const socket = createConnection({ host: hostname, port: Number(port), localAddress: '127.0.0.3' })
+      socket.on('data', (chunk) => {
+        bytes += chunk.length
+      })
+      socket.on('error', () => undefined)
+      socket.on('close', () => resolve({ bytes }))
+    })
+    assert.equal(outcome.bytes, 0, 'no CONNACK')
+    assert.ok(performance.now() - started < DELAY_MS, 'closed at once, not held for the delay')
+    await waitFor(async () => (await blocked(t, 'address')) === blocked0 + 1, 5000, 'counted as blocked')
+    assert.equal(await denied(t), denied0, 'no MQTT refusal: aedes never saw it')
+    // Others are not affected.
+    const b = await provisioned()
+    const other = await attempt(url, { clientId: b.id, username: b.id, password: b.password }, '127.0.0.2')
+    assert.equal(other.code, 'connected')
+  })
+
   test("the server's own client reconnects from the blocked loopback address", async () => {
     const id = uniqueName('nobody')
     // Whatever the previous test left, make sure 127.0.0.1 is over its limit.

@@ -134,6 +134,13 @@ export class BrokerAuth {
     if (client && this.identities.get(client)?.kind === 'device') client.close()
   }
 
+  /** The accept-time gate of the embedded broker (see EmbeddedBroker.admit). */
+  admits(socket: { remoteAddress?: string }): boolean {
+    if (this.failed.admits(socket.remoteAddress)) return true
+    this.options.onBlocked?.('address')
+    return false
+  }
+
   install(aedes: Aedes): void {
     this.aedes = aedes
     const defaultPublish = aedes.authorizePublish.bind(aedes) as AuthorizePublishHandler

@@ -1,10 +1,15 @@
-import { createServer, type Server } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { Aedes, type AedesOptions } from 'aedes'
 
 export interface EmbeddedBroker {
   aedes: Aedes
   server: Server
   port: number
+  /**
+   * Asked for each new TCP connection before aedes sees it; false closes the socket at once (an
+   * address refused anyway costs an accept and a close, not a client's setup and teardown).
+   */
+  admit: (socket: Socket) => boolean
   close(): Promise<void>
 }
 
@@ -15,7 +20,11 @@ export async function startEmbeddedBroker(
   options: AedesOptions = {},
 ): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker(options)
-  const server = createServer(aedes.handle)
+  const broker = { admit: (_socket: Socket) => true }
+  const server = createServer((socket) => {
+    if (broker.admit(socket)) aedes.handle(socket)
+    else socket.destroy()
+  })
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       aedes.close()
@@ -35,7 +44,7 @@ export async function startEmbeddedBroker(
   })
   const address = server.address()
   const actualPort = typeof address === 'object' && address ? address.port : port
-  return {
+  return Object.assign(broker, {
     aedes,
     server,
     port: actualPort,
@@ -44,5 +53,5 @@ export async function startEmbeddedBroker(
         server.close(() => resolve())
         aedes.close(() => undefined)
       }),
-  }
+  })
 }

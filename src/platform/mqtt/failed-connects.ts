@@ -20,6 +20,9 @@ export const BLOCKED_REASONS: Record<BlockedBy, string> = {
   device: 'too many forbidden publishes by this device',
 }
 
+/** Where the server's own client connects from (the hub dials 127.0.0.1). */
+const SERVER_ADDRESSES = new Set(['127.0.0.1', '::ffff:127.0.0.1', '::1'])
+
 /** The peer's address (undefined for a stream that is not a socket). */
 export const remoteAddress = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress
 
@@ -54,6 +57,17 @@ export class FailedConnects {
     const address = remoteAddress(client)
     if (address && clientId !== this.exemptClientId && this.addresses.blocked(address))
       this.fromBlockedAddress.add(client)
+  }
+
+  /**
+   * For a new TCP connection: false when its address is over its limit, so the socket is closed
+   * before any MQTT (a client that does not wait for answers would otherwise cost a client's setup
+   * each). Never the loopback address the server's own client comes from: it is exempt by client
+   * id, which a socket does not show yet.
+   */
+  admits(address: string | undefined): boolean {
+    if (!address || SERVER_ADDRESSES.has(address)) return true
+    return !this.addresses.blocked(address)
   }
 
   /** Why the client is refused before its credentials are looked at, if it is. */

@@ -54,6 +54,7 @@ async function startTls(broker: EmbeddedBroker, config: Config): Promise<TlsList
     keyFile: config.MQTT_TLS_KEY,
     caFile: config.MQTT_TLS_CA,
     requireClientCert: mtls,
+    admit: (socket) => broker.admit(socket),
   })
 }
 
@@ -112,6 +113,8 @@ export const mqttPlugin = fp<MqttPluginOptions>(
         },
       })
       brokerAuth.install(broker.aedes)
+      const auth = brokerAuth
+      broker.admit = (socket) => auth.admits(socket)
       if (config.MQTT_DEVICE_AUTH === 'none')
         app.log.warn('MQTT_DEVICE_AUTH=none: any client may connect to the embedded broker and use any topic')
       try {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { createServer, type Server } from 'node:tls'
 import type { Aedes } from 'aedes'
 
@@ -11,6 +12,8 @@ export interface TlsListenerOptions {
   caFile?: string
   /** Require a client certificate signed by the CA (handshake fails without one). */
   requireClientCert: boolean
+  /** Asked for each TCP connection before its handshake; false closes it (see EmbeddedBroker.admit). */
+  admit?: (socket: Socket) => boolean
 }
 
 export interface TlsListener {
@@ -39,6 +42,10 @@ export async function startTlsListener(aedes: Aedes, o: TlsListenerOptions): Pro
   )
   // A failed handshake (no or untrusted certificate) is the client's problem, not the server's.
   server.on('tlsClientError', () => undefined)
+  // Before the handshake, the costly part for a refused address.
+  server.on('connection', (socket: Socket) => {
+    if (o.admit && !o.admit(socket)) socket.destroy()
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(o.port, o.host, () => {
