@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { setPriority } from 'node:os'
 import { after, before, describe, test } from 'node:test'
 import { sql } from 'kysely'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
@@ -22,7 +23,7 @@ const embeddedOnly = realMqttUrl
   : false
 
 const DEVICES = 20
-const PER_DEVICE = Number(process.env.FLOOD_PER_DEVICE ?? 150)
+const PER_DEVICE = Number(process.env.FLOOD_PER_DEVICE ?? 300)
 const SAMPLES = 10
 const BAD_CONNECT_WORKERS = 6
 /** CONNECTs per second sent without waiting for answers, from a second address (127.0.0.2). */
@@ -285,6 +286,10 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
       env: { ...process.env, FLOOD_INPUT: input },
       stdio: ['pipe', 'pipe', 'inherit'],
     })
+    // A real attacker is not on the server's machine: at the lowest CPU priority here, the attacker's
+    // own work takes idle cycles first, so what is measured is the server's cost of the flood (the
+    // attack rates it reached are printed below).
+    if (child.pid) setPriority(child.pid, 19)
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString()
@@ -387,7 +392,7 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
 
     const stats = emptyStats()
     let slowdown = await measure(1, stats)
-    // One re-measure before the verdict: a 0.5 s run on a shared 2-core machine is noisy.
+    // One re-measure before the verdict: a 1 s run on a shared 2-core machine is noisy.
     if (slowdown >= TARGET) {
       process.stdout.write(
         `# flood: ${(slowdown * 100).toFixed(1)} % is over the target, measuring once more\n`,
