@@ -65,17 +65,50 @@ function valueSource(metric: string): { unnest: RawBuilder<unknown>; value: RawB
   }
 }
 
-interface PowerRow {
-  t: number
-  p: number | null
-  s: number | null
+/** A telemetry row's timing and electrical columns, as powerSamplesMany reads them. */
+interface PowerArrays {
+  k: number
+  t0: number
+  step_ms: number | null
+  offsets_ms: number[] | null
+  vdc: (number | null)[] | null
+  idc: (number | null)[] | null
+  vac: (number | null)[] | null
+  iac: (number | null)[] | null
+  pf: (number | null)[] | null
 }
 
-function toPowerSample(r: PowerRow): PowerSample {
-  const p = Number(r.p)
-  if (r.s === null) return { t: Number(r.t), p }
-  const s = Number(r.s)
-  return { t: Number(r.t), p, s, q: Math.sqrt(Math.max(s * s - p * p, 0)) }
+const at = (values: (number | null)[] | null, i: number): number | null => values?.[i] ?? null
+
+/**
+ * The power samples of one row inside the range, as ACTIVE_POWER computes them in SQL: DC V × I
+ * when both are there, else AC V × I × PF with a PF inside −1…1; samples without P are left out.
+ */
+function unpackPower(row: PowerArrays, range: PowerRange, into: PowerSample[]): void {
+  const t0 = Number(row.t0)
+  const step = row.step_ms === null ? null : Number(row.step_ms)
+  // Like unnest() of several arrays: as many samples as the longest (a null array counts as empty).
+  const n = Math.max(...[row.vdc, row.idc, row.vac, row.iac, row.pf].map((values) => values?.length ?? 0))
+  for (let i = 0; i < n; i++) {
+    const offset = row.offsets_ms ? row.offsets_ms[i] : step === null ? undefined : i * step
+    if (offset === undefined || offset === null) continue
+    const t = t0 + Number(offset)
+    if (t < range.start || t >= range.stop) continue
+    const vdc = at(row.vdc, i)
+    const idc = at(row.idc, i)
+    const vac = at(row.vac, i)
+    const iac = at(row.iac, i)
+    const pf = at(row.pf, i)
+    let p: number | null = vdc !== null && idc !== null ? vdc * idc : null
+    if (p === null && pf !== null && pf >= -1 && pf <= 1 && vac !== null && iac !== null) p = vac * iac * pf
+    if (p === null) continue
+    if (vac === null || iac === null) {
+      into.push({ t, p })
+      continue
+    }
+    const s = vac * iac
+    into.push({ t, p, s, q: Math.sqrt(Math.max(s * s - p * p, 0)) })
+  }
 }
 
 const AGGREGATES = {
@@ -135,12 +168,17 @@ export class PostgresTelemetryStore implements TelemetryStore {
     return (await this.powerSamplesMany([{ devicePk, start, stop }]))[0] as PowerSample[]
   }
 
-  /** One statement for all ranges: each is joined to the telemetry rows of its device and time. */
+  /**
+   * One statement for all ranges: each is joined to the telemetry rows of its device and time.
+   * Rows come back whole (arrays), not one row per sample: the samples are unpacked here, which
+   * costs both sides far less than unnesting them in SQL.
+   */
   async powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]> {
     const out = ranges.map((): PowerSample[] => [])
     if (ranges.length === 0) return out
-    const { rows } = await sql<PowerRow & { k: number }>`
-      select r.k, x.t, x.p, x.s
+    const { rows } = await sql<PowerArrays>`
+      select r.k, date_part('epoch', t.t0) * 1000 as t0, t.step_ms, t.offsets_ms,
+        t.voltage_dc as vdc, t.current_dc as idc, t.voltage_ac as vac, t.current_ac as iac, t.pf
       from unnest(
         ${ranges.map((r) => r.devicePk)}::int[],
         ${ranges.map((r) => r.start)}::float8[],
@@ -148,17 +186,15 @@ export class PostgresTelemetryStore implements TelemetryStore {
         ${ranges.map((r) => iso(r.start - MAX_SPAN_MS))}::timestamptz[],
         ${ranges.map((r) => iso(r.stop))}::timestamptz[]
       ) with ordinality as r(device_pk, start, stop, t0_from, t0_to, k)
-      cross join lateral (
-        select ${sampleTime}::float8 as t, ${ACTIVE_POWER} as p, u.vac * u.iac as s
-        from telemetry t cross join lateral unnest(t.voltage_dc, t.current_dc, t.voltage_ac, t.current_ac, t.pf)
-          with ordinality as u(vdc, idc, vac, iac, pf, i)
-        where t.device_pk = r.device_pk and t.t0 >= r.t0_from and t.t0 < r.t0_to
-          -- Most rows after t0_from end before the range: skip the regular ones before unnesting them.
-          and (t.offsets_ms is not null or date_part('epoch', t.t0) * 1000 + greatest((t.n - 1) * t.step_ms, 0) >= r.start)
-      ) x
-      where x.t >= r.start and x.t < r.stop and x.p is not null
-      order by r.k, x.t`.execute(this.db)
-    for (const r of rows) out[Number(r.k) - 1]?.push(toPowerSample(r))
+      join telemetry t on t.device_pk = r.device_pk and t.t0 >= r.t0_from and t.t0 < r.t0_to
+        -- Most rows after t0_from end before the range: skip the regular ones.
+        and (t.offsets_ms is not null or date_part('epoch', t.t0) * 1000 + greatest((t.n - 1) * t.step_ms, 0) >= r.start)
+        and (t.voltage_dc is not null or t.voltage_ac is not null)`.execute(this.db)
+    for (const row of rows) {
+      const k = Number(row.k) - 1
+      unpackPower(row, ranges[k] as PowerRange, out[k] as PowerSample[])
+    }
+    for (const samples of out) samples.sort((a, b) => a.t - b.t)
     return out
   }
 
