@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { notFound } from '../../platform/errors.ts'
+import { TtlCache } from '../../platform/ttl-cache.ts'
 import type { Role } from './policy.ts'
 import * as repo from './repository.ts'
 import { hashToken, looksLikeToken, newToken, sameSecret } from './token-secret.ts'
-import { TtlCache } from './ttl-cache.ts'
 
 /** Who made a request: a stored token, or the ADMIN_TOKEN of the environment (id null). */
 export interface Principal {

@@ -135,16 +135,6 @@ export class DevicesService {
     return found
   }
 
-  /** The configuration a device runs with, by internal id (undefined when it is gone). */
-  async configByPk(devicePk: number): Promise<Record<string, unknown> | undefined> {
-    const row = await this.db
-      .selectFrom('devices')
-      .select('config')
-      .where('id', '=', devicePk)
-      .executeTakeFirst()
-    return row?.config
-  }
-
   /** The configuration of each device among `devicePks` that still exists, by internal id (one query). */
   async configsByPk(devicePks: number[]): Promise<Map<number, Record<string, unknown>>> {
     const found = new Map<number, Record<string, unknown>>()

@@ -164,6 +164,7 @@ function archiveLine(plan: FlushPlan, message: ParsedMessage, record: PendingRec
 
 const NEWLINE = 0x0a
 const RETURN = 0x0d
+const CLOSE = Buffer.from('}')
 
 /**
  * `{"received_at":…,"topic":…,"message":<payload>}` — the payload's own bytes when they fit on
@@ -178,5 +179,3 @@ function archiveLineOf(message: ParsedMessage, record: PendingRecord): Buffer {
   }
   return Buffer.from(`${head}${JSON.stringify(message.body)}}`)
 }
-
-const CLOSE = Buffer.from('}')

@@ -12,6 +12,7 @@ import {
   type BlockedBy,
   type FailedConnectPolicy,
   FailedConnects,
+  LOOPBACK,
   remoteAddress,
 } from './failed-connects.ts'
 
@@ -69,8 +70,6 @@ export function deviceMayPublish(deviceId: string, topic: string): boolean {
 export function deviceMaySubscribe(deviceId: string, topicFilter: string): boolean {
   return topicFilter === `iot/${deviceId}/${DEVICE_SUBSCRIBE_SUFFIX}`
 }
-
-const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
 
 function authError(returnCode: 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError

@@ -20,8 +20,8 @@ export const BLOCKED_REASONS: Record<BlockedBy, string> = {
   device: 'too many forbidden publishes by this device',
 }
 
-/** Where the server's own client connects from (the hub dials 127.0.0.1). */
-const SERVER_ADDRESSES = new Set(['127.0.0.1', '::ffff:127.0.0.1', '::1'])
+/** Where the server's own client connects from (the hub dials the embedded broker on loopback). */
+export const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
 
 /** The peer's address (undefined for a stream that is not a socket). */
 export const remoteAddress = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress
@@ -66,7 +66,7 @@ export class FailedConnects {
    * id, which a socket does not show yet.
    */
   admits(address: string | undefined): boolean {
-    if (!address || SERVER_ADDRESSES.has(address)) return true
+    if (!address || LOOPBACK.has(address)) return true
     return !this.addresses.blocked(address)
   }
 
