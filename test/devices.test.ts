@@ -75,6 +75,12 @@ describe('devices API', () => {
     assert.deepEqual(res.json(), { error: 'Device with this ID already exists' })
   })
 
+  test('a NUL character in a query parameter is a 400 naming it (found by fuzzing: was a 500)', async () => {
+    const res = await t.app.inject({ url: '/api/devices?type=a%00b' })
+    assert.equal(res.statusCode, 400, res.body)
+    assert.match(res.json().error, /type must not contain NUL/)
+  })
+
   test('invalid bodies get 400 naming the field', async () => {
     const cases: [unknown, RegExp][] = [
       [{ device_name: 'no id' }, /device_id/],
@@ -84,6 +90,9 @@ describe('devices API', () => {
       [{ device_id: 'x'.repeat(65), device_name: 'x' }, /device_id/],
       [{ device_id: 'ok-id', device_name: 'x'.repeat(256) }, /device_name/],
       [{ device_id: 'ok-id', device_name: 42 }, /device_name/],
+      // PostgreSQL text cannot hold U+0000: refused as input, not a 500 from the database.
+      [{ device_id: 'ok-id', device_name: 'a\u0000b' }, /device_name must not contain NUL/],
+      [{ device_id: 'ok-id', device_name: 'x', metadata: { 'k\u0000': 1 } }, /metadata.*NUL/],
       [{ device_id: 'ok-id', device_name: 'x', metadata: 'text' }, /metadata/],
       [{ device_id: 'ok-id', device_name: 'x', status: 'NOT VALID' }, /status/],
       [{ device_id: 'ok-id', device_name: 'x', unknown_field: 1 }, /unknown_field|additional/],

@@ -222,6 +222,7 @@ describe('ingest pipeline', () => {
       { ...good, measurements: [{ ts: good.ts, type: 'voltage_dc', val: '750' }] },
       { ...good, measurements: [{ ts: good.ts, type: 'Voltage DC', val: 750 }] },
       { ...good, measurements: [{ ts: good.ts, type: 'voltage_dc', val: null }] },
+      { ...good, measurements: [{ ts: good.ts, type: 'voltage_dc', val: 750, unit: 'V\u0000' }] },
       {
         ...good,
         measurements: Array.from({ length: 201 }, () => ({ ts: good.ts, type: 'voltage_dc', val: 1 })),

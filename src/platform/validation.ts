@@ -1,4 +1,4 @@
-import { Ajv, type Options } from 'ajv'
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import * as ajvFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
 
@@ -14,5 +14,50 @@ const common: Options = { removeAdditional: false, useDefaults: true, allErrors:
 const coercing = addFormats(new Ajv({ ...common, coerceTypes: 'array' }))
 const strict = addFormats(new Ajv({ ...common, coerceTypes: false }))
 
+/**
+ * Where a NUL character (U+0000) sits in a value, in a string or a key, as a JSON pointer.
+ * PostgreSQL text and jsonb cannot hold one: let through, it would fail in the database (a 500).
+ * Iterative, so a deeply nested body cannot exhaust the stack.
+ */
+function nulPath(value: unknown): string | undefined {
+  const stack: { value: unknown; path: string }[] = [{ value, path: '' }]
+  while (stack.length > 0) {
+    const { value: v, path } = stack.pop() as { value: unknown; path: string }
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return path || '/'
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, child] of Object.entries(v)) {
+        if (key.includes('\u0000')) return `${path}/${key.replaceAll('\u0000', '\\u0000')}`
+        stack.push({ value: child, path: `${path}/${key}` })
+      }
+    }
+  }
+  return undefined
+}
+
+/** The schema's validator, and then no NUL character anywhere in what it accepted. */
+function withoutNul(validate: ValidateFunction) {
+  const check = (data: unknown): boolean => {
+    if (!validate(data)) {
+      check.errors = validate.errors
+      return false
+    }
+    const at = nulPath(data)
+    const error: ErrorObject = {
+      instancePath: at === '/' ? '' : (at ?? ''),
+      schemaPath: '#',
+      keyword: 'nul',
+      params: {},
+      message: 'must not contain NUL characters (\\u0000)',
+    }
+    check.errors = at === undefined ? null : [error]
+    return at === undefined
+  }
+  check.errors = null as ValidateFunction['errors']
+  return check
+}
+
 export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? strict : coercing).compile(schema) as ReturnType<FastifySchemaCompiler<object>>
+  withoutNul((httpPart === 'body' ? strict : coercing).compile(schema)) as ReturnType<
+    FastifySchemaCompiler<object>
+  >

@@ -4,6 +4,8 @@ import { Compile } from 'typebox/compile'
 /** Wire schemas of device → server messages (PROTOCOL.md v2), compiled once. */
 const DeviceIdField = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })
 const TimeField = Type.String({ minLength: 20, maxLength: 35 })
+/** Text that is stored in PostgreSQL, which cannot hold a NUL character (U+0000). */
+const FreeText = (maxLength: number) => Type.String({ maxLength, pattern: '^[^\\u0000]*$' })
 const Seq = Type.Integer({ minimum: 0, maximum: 4294967295 })
 const Uuid = Type.String({
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
@@ -25,7 +27,7 @@ export const TelemetryV2 = Type.Object({
       ts: TimeField,
       type: Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }),
       val: Type.Number(),
-      unit: Type.Optional(Type.String({ maxLength: 16 })),
+      unit: Type.Optional(FreeText(16)),
     }),
     { minItems: 1, maxItems: MAX_MEASUREMENTS },
   ),
@@ -55,7 +57,7 @@ export const CommandAck = Type.Object({
   msg_type: Type.Literal('command_ack'),
   cmd_id: Uuid,
   result: Type.Union(['accepted', 'rejected', 'error', 'unsupported'].map((r) => Type.Literal(r))),
-  detail: Type.Optional(Type.String({ maxLength: 2000 })),
+  detail: Type.Optional(FreeText(2000)),
 })
 
 export const OtaStatus = Type.Object({
@@ -66,8 +68,8 @@ export const OtaStatus = Type.Object({
     ['downloading', 'verifying', 'applying', 'success', 'failed'].map((r) => Type.Literal(r)),
   ),
   progress_pct: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
-  fw_version_target: Type.Optional(Type.String({ maxLength: 64 })),
-  detail: Type.Optional(Type.String({ maxLength: 2000 })),
+  fw_version_target: Type.Optional(FreeText(64)),
+  detail: Type.Optional(FreeText(2000)),
 })
 
 /** v1: a flat object with a timestamp, the device id, and numeric fields (one measurement each). */
