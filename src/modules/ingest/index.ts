@@ -16,6 +16,7 @@ import { IngestPipeline } from './pipeline.ts'
 import { type CommandSink, PlanEffects } from './plan-effects.ts'
 
 export { INGEST_TOPICS } from './intake.ts'
+export { Journal } from './journal.ts'
 export { type ParseLimits, parseMessage, Rejected } from './parse-message.ts'
 export type { CommandSink } from './plan-effects.ts'
 

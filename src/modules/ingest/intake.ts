@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream'
 import type { Aedes, AuthorizePublishHandler } from 'aedes'
 import type { MqttHub } from '../../platform/mqtt/index.ts'
 import { parseTopic } from './parse-message.ts'
@@ -11,12 +12,31 @@ export const INGEST_TOPICS = ['telemetry', 'hello', 'status', 'command/ack', 'ot
 /**
  * External brokers: subscribe on every broker (MQTT v5 shared subscription when a group is set)
  * and hand each message to the pipeline; its PUBACK waits until the message is journaled.
+ *
+ * MQTT.js hands a connection's messages over one at a time, each after the previous one's
+ * callback: were the callback deferred to the journal commit, one message per event-loop turn
+ * would pass. So the callback runs at once, while the connection's socket is corked: the PUBACKs
+ * it writes stay in the process until the journal group is committed, then leave together
+ * (and if the commit fails, the socket is destroyed with them: the broker delivers again).
  */
 export function subscribeExternal(hub: MqttHub, pipeline: IngestPipeline, sharedGroup?: string): void {
-  hub.onMessage((_link, packet, done) => {
+  const corked = new Set<Writable>()
+  const holdAcks = (stream: Writable): boolean => {
+    if (typeof stream.cork !== 'function') return false
+    if (corked.has(stream)) return true
+    stream.cork()
+    corked.add(stream)
+    pipeline.afterCommit((error) => {
+      corked.delete(stream)
+      if (error) stream.destroy(error)
+      else stream.uncork()
+    })
+    return true
+  }
+  hub.onMessage((link, packet, done) => {
     // Not copied here: the journal makes the one copy that is kept (see Journal.append).
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    pipeline.accept(packet.topic, payload, done)
+    pipeline.accept(packet.topic, payload, done, holdAcks(link.client.stream) ? 'now' : 'durable')
   })
   const topics = INGEST_TOPICS.map((t) => (sharedGroup ? `$share/${sharedGroup}/${t}` : t))
   for (const link of hub.links) {
@@ -39,7 +59,8 @@ export function tapEmbedded(aedes: Aedes, pipeline: IngestPipeline): void {
       if (error) return callback(error)
       if (!parseTopic(packet.topic)) return callback(null)
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-      pipeline.accept(packet.topic, payload, () => callback(null))
+      // aedes handles the packets of a read concurrently: the acknowledgement waits for the commit.
+      pipeline.accept(packet.topic, payload, (failed) => callback(failed ?? null))
     })
   }
   aedes.authorizePublish = handler

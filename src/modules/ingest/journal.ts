@@ -6,7 +6,7 @@ import {
   readdirSync,
   readFileSync,
   unlinkSync,
-  writeSync,
+  writevSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
@@ -23,16 +23,21 @@ export interface JournalRecord {
 const HEADER = 8
 
 /**
- * The ingest journal: every message is appended here with a synchronous write before the broker
- * (or, with the embedded broker, the device) gets its acknowledgement, so a kill -9 loses nothing
- * that was acknowledged: the page cache outlives the process and the records are replayed at start.
- * Segments whose records are all stored ("settled") are deleted.
+ * The ingest journal: every message is appended here, and the appended group is written with one
+ * synchronous write (`commit`) before the broker (or, with the embedded broker, the device) gets
+ * an acknowledgement for any of them, so a kill -9 loses nothing that was acknowledged: the page
+ * cache outlives the process and the records are replayed at start. One write per event-loop turn
+ * instead of one per message (group commit). Segments whose records are all stored ("settled")
+ * are deleted.
  */
 export class Journal {
   private fd = -1
   private segmentFirstId = 0
   private segmentBytes = 0
   private nextId = 1
+  /** Records appended since the last commit, not yet written. */
+  private group: Buffer[] = []
+  private groupBytes = 0
   /** Closed segments by their first id, with the last id they hold. */
   private readonly closed = new Map<number, { path: string; lastId: number }>()
 
@@ -64,15 +69,18 @@ export class Journal {
     return records
   }
 
-  private startSegment(): void {
+  /** Starts a new segment whose first record will have id `firstId`. */
+  private startSegment(firstId = this.nextId): void {
     if (this.fd >= 0) {
-      closeSync(this.fd)
+      const fd = this.fd
+      this.fd = -1
+      closeSync(fd)
       this.closed.set(this.segmentFirstId, {
         path: this.segmentPath(this.segmentFirstId),
         lastId: this.nextId - 1,
       })
     }
-    this.segmentFirstId = this.nextId
+    this.segmentFirstId = firstId
     this.fd = openSync(this.segmentPath(this.segmentFirstId), 'a')
     this.segmentBytes = fstatSync(this.fd).size
   }
@@ -82,9 +90,9 @@ export class Journal {
   }
 
   /**
-   * Appends a message durably (for a process crash). Returns its id and the payload as a view of
-   * the record written: the one copy a message needs (the payload given may be a view of a
-   * socket's read buffer, which must not be retained).
+   * Appends a message to the open group; it is durable (for a process crash) once `commit` returns.
+   * Returns its id and the payload as a view of the record: the one copy a message needs (the
+   * payload given may be a view of a socket's read buffer, which must not be retained).
    */
   append(topic: string, payload: Buffer, receivedAt: number): { id: number; payload: Buffer } {
     const topicLength = Buffer.byteLength(topic)
@@ -97,15 +105,46 @@ export class Journal {
     const payloadAt = HEADER + 10 + topicLength
     payload.copy(record, payloadAt)
     record.writeUInt32BE(crc32(record.subarray(HEADER)), 4)
-    writeSync(this.fd, record)
-    this.segmentBytes += record.length
-    const id = this.nextId++
+    this.group.push(record)
+    this.groupBytes += record.length
+    return { id: this.nextId++, payload: record.subarray(payloadAt) }
+  }
+
+  /** Records appended but not yet committed. */
+  get uncommitted(): number {
+    return this.group.length
+  }
+
+  /**
+   * Writes the open group with one synchronous write. If that fails, the group is dropped (none of
+   * it was acknowledged, so the broker delivers it again) and a new segment is started, so that a
+   * torn record cannot hide the records written after it from the replay; then it throws.
+   */
+  commit(): void {
+    if (this.group.length === 0) return
+    const group = this.group
+    const bytes = this.groupBytes
+    this.group = []
+    this.groupBytes = 0
+    try {
+      // After a failed rotation: the group's first record opens the new segment.
+      if (this.fd < 0) this.startSegment(this.nextId - group.length)
+      writevSync(this.fd, group)
+    } catch (error) {
+      try {
+        this.startSegment()
+      } catch {
+        // Tried again at the next commit (fd < 0).
+      }
+      throw error
+    }
+    this.segmentBytes += bytes
     if (this.segmentBytes >= this.maxSegmentBytes) this.startSegment()
-    return { id, payload: record.subarray(payloadAt) }
   }
 
   /** Every record up to and including `id` is stored: delete the segments that hold only such. */
   settle(id: number): void {
+    this.commit()
     for (const [firstId, segment] of this.closed) {
       if (segment.lastId <= id) {
         unlinkSync(segment.path)
@@ -117,6 +156,7 @@ export class Journal {
   }
 
   close(): void {
+    this.commit()
     if (this.fd >= 0) closeSync(this.fd)
     this.fd = -1
   }

@@ -15,7 +15,14 @@ import { RateLimitedLog } from './rate-limited-log.ts'
 import { loadSeqStates, saveSeqStates } from './seq-state-repository.ts'
 import { SeqWindow } from './seq-window.ts'
 
-type Done = () => void
+type Done = (error?: Error) => void
+
+/**
+ * When `accept` calls `done`: `durable` once the message's journal group is committed (end of this
+ * event-loop turn); `now` at once, for a caller that holds the acknowledgement back itself until
+ * the commit (a corked socket, see `afterCommit`).
+ */
+export type AckTiming = 'durable' | 'now'
 
 export interface PipelineOptions {
   config: Config
@@ -41,6 +48,10 @@ const MAX_BACKOFF_MS = 5000
 export class IngestPipeline {
   private pending: PendingRecord[] = []
   private readonly held: { topic: string; payload: Buffer; done: Done }[] = []
+  /** Acknowledgements waiting for the journal commit, and what runs right after it. */
+  private awaitingCommit: Done[] = []
+  private commitHooks: ((error?: Error) => void)[] = []
+  private commitScheduled = false
   private inFlush = 0
   private flushing = false
   private timer: NodeJS.Timeout | undefined
@@ -86,7 +97,7 @@ export class IngestPipeline {
   }
 
   /** Takes one message from a broker (or a device on the embedded broker); `done` acknowledges it. */
-  accept(topic: string, payload: Buffer, done: Done): void {
+  accept(topic: string, payload: Buffer, done: Done, ack: AckTiming = 'durable'): void {
     if (this.stopping) return // left unacknowledged: the broker delivers it again after the restart
     this.o.metrics.received.inc()
     if (payload.length > this.o.limits.maxBytes) {
@@ -112,23 +123,63 @@ export class IngestPipeline {
       this.o.metrics.paused.set(1)
       return
     }
-    this.journalAndAck(topic, payload, done)
+    this.journalAndAck(topic, payload, done, ack)
   }
 
-  private journalAndAck(topic: string, payload: Buffer, done: Done): void {
+  private journalAndAck(topic: string, payload: Buffer, done: Done, ack: AckTiming): void {
     const receivedAt = Date.now()
     const record = this.o.journal.append(topic, payload, receivedAt)
     this.pending.push({ id: record.id, topic, payload: record.payload, receivedAt })
-    done()
+    if (ack === 'now') done()
+    else this.awaitingCommit.push(done)
+    this.scheduleCommit()
     if (this.pending.length >= this.o.config.INGEST_BATCH_MAX) this.schedule(0)
+  }
+
+  /**
+   * Runs `hook` right after the next journal commit, with the commit's error if it failed: the
+   * intake holds a broker connection's acknowledgements back (corked) until then.
+   */
+  afterCommit(hook: (error?: Error) => void): void {
+    this.commitHooks.push(hook)
+    this.scheduleCommit()
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitScheduled) return
+    this.commitScheduled = true
+    // After every message that arrived in this event-loop turn: one write for all of them.
+    setImmediate(() => this.commit())
+  }
+
+  /** Writes the journal's open group, then lets its acknowledgements go (or fails them). */
+  private commit(): void {
+    this.commitScheduled = false
+    const dones = this.awaitingCommit
+    const hooks = this.commitHooks
+    this.awaitingCommit = []
+    this.commitHooks = []
+    let failed: Error | undefined
+    try {
+      this.o.journal.commit()
+    } catch (error) {
+      failed = error instanceof Error ? error : new Error(String(error))
+      this.o.log.error({ err: failed }, 'ingest journal write failed; the messages are not acknowledged')
+    }
+    for (const hook of hooks) hook(failed)
+    for (const done of dones) done(failed)
   }
 
   /** Lets held messages in while there is room. */
   private release(): void {
+    let released = 0
     while (this.held.length > 0 && this.inflight < this.o.config.INGEST_MAX_INFLIGHT) {
       const next = this.held.shift() as { topic: string; payload: Buffer; done: Done }
-      this.journalAndAck(next.topic, next.payload, next.done)
+      this.journalAndAck(next.topic, next.payload, next.done, 'durable')
+      released++
     }
+    // Their connections wait for these acknowledgements: commit now, not at the end of the turn.
+    if (released > 0) this.commit()
     if (this.held.length === 0) this.o.metrics.paused.set(0)
   }
 
@@ -355,6 +406,7 @@ export class IngestPipeline {
       this.startCheckpoint(true)
       await this.checkpointing
     }
+    this.commit()
     this.o.journal.close()
   }
 }
