@@ -23,7 +23,9 @@ import { mqttBaseline, startBareAedes, storeCeiling } from './lib/baselines.ts'
 import {
   connectAll,
   cpuSeconds,
+  cpuSecondsByCommand,
   histogramQuantile,
+  machineCpuSeconds,
   metricSum,
   publishAll,
   publishPaced,
@@ -71,6 +73,39 @@ async function freshSchema(url: string): Promise<{ url: string; drop: () => Prom
       await d.query(`drop schema if exists ${schema} cascade`)
       await d.end()
     },
+  }
+}
+
+interface CpuSplit {
+  machine: number
+  generator: number
+  commands: Record<string, number>
+}
+
+async function cpuSplit(): Promise<CpuSplit> {
+  const usage = process.cpuUsage()
+  return {
+    machine: await machineCpuSeconds(),
+    generator: (usage.user + usage.system) / 1e6,
+    commands: await cpuSecondsByCommand(['mosquitto', 'postgres']),
+  }
+}
+
+/** µs of CPU per message, by part (embedded mode: broker and database are inside the server). */
+function cpuPerMessage(before: CpuSplit, after: CpuSplit, server: number, messages: number) {
+  const us = (seconds: number) => Math.round((seconds / messages) * 1e6)
+  const machine = after.machine - before.machine
+  const generator = after.generator - before.generator
+  const broker = (after.commands.mosquitto ?? 0) - (before.commands.mosquitto ?? 0)
+  const database = (after.commands.postgres ?? 0) - (before.commands.postgres ?? 0)
+  const other = Math.max(machine - server - generator - broker - database, 0)
+  return {
+    machine: us(machine),
+    server: us(server),
+    generator: us(generator),
+    broker: us(broker),
+    database: us(database),
+    other: us(other),
   }
 }
 
@@ -135,6 +170,9 @@ async function main() {
   const storedBefore = metricSum(warm, 'ingest_messages_total')
   const rssBefore = await rssMb(server.child.pid as number)
   const cpuBefore = await cpuSeconds(server.child.pid as number)
+  // Where the machine's CPU goes in the timed run: the server, the load generator (this process),
+  // the broker, the database, the rest (kernel, other jobs).
+  const splitBefore = await cpuSplit()
 
   const started = performance.now()
   let lastLog = 0
@@ -161,6 +199,7 @@ async function main() {
   }
   const seconds = (performance.now() - started) / 1000
   const serverCpu = (await cpuSeconds(server.child.pid as number)) - cpuBefore
+  const splitAfter = await cpuSplit()
   const published = await publishing // paced: the achieved send rate; else the count
   const sendRate = rate ? published : undefined
   const text = await metrics()
@@ -240,6 +279,7 @@ async function main() {
     bytes_per_measurement: Number((bytes / measurements).toFixed(2)),
     // CPU the server used per message (all its threads): steadier than rates on a shared machine.
     server_cpu_us_per_msg: Math.round((serverCpu / total) * 1e6),
+    cpu_us_per_msg: cpuPerMessage(splitBefore, splitAfter, serverCpu, total),
     rss_mb: rss,
     rss_before_mb: rssBefore,
     forged_ids: forged,

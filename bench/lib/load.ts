@@ -130,6 +130,31 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100 // clock ticks: 100 per second on Linux
 }
 
+/** CPU seconds used so far by all processes with each of these command names (Linux /proc). */
+export async function cpuSecondsByCommand(names: string[]): Promise<Record<string, number>> {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const totals: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]))
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const comm = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim()
+      if (comm in totals) totals[comm] = (totals[comm] as number) + (await cpuSeconds(Number(entry)))
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return totals
+}
+
+/** CPU seconds the whole machine spent busy so far, all cores (Linux /proc/stat). */
+export async function machineCpuSeconds(): Promise<number> {
+  const { readFile } = await import('node:fs/promises')
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] as string
+  // cpu user nice system idle iowait irq softirq steal …: busy = all but idle and iowait.
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) / 100
+}
+
 /** Resident memory of a process in MB (Linux /proc). */
 export async function rssMb(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises')
