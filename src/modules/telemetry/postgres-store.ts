@@ -1,6 +1,7 @@
 import { CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { type Datagram, FLAG_OUT_OF_RANGE, regularStep } from './datagram.ts'
+import { encodeFloat8Array, parseFloat8Array } from './float8-array.ts'
 import { isStoredType, STORED_TYPES } from './measurement-types.ts'
 import type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 
@@ -22,20 +23,32 @@ const MAX_SPAN_MS = 3_660_000
 
 const iso = (t: number) => new Date(t).toISOString()
 
-function rowParams(d: Datagram): unknown[] {
+export interface PostgresStoreOptions {
+  /**
+   * How the float8[] columns are sent: 'binary' (PostgreSQL's binary array format, the default) or
+   * 'driver' (JS arrays, serialised to text by the driver, which writes -0 as 0: the encoding
+   * before binary, kept as the baseline of bench/telemetry-write.ts).
+   */
+  float8Params?: 'binary' | 'driver'
+}
+
+type Float8Param = (values: (number | null)[]) => unknown
+const FLOAT8_PARAMS: Record<NonNullable<PostgresStoreOptions['float8Params']>, Float8Param> = {
+  binary: encodeFloat8Array,
+  driver: (values) => values,
+}
+
+function rowParams(d: Datagram, float8: Float8Param): unknown[] {
   const step = regularStep(d.times)
   const offsets = step === null ? d.times.map((t) => t - d.t0) : null
-  return [
-    d.devicePk,
-    new Date(d.t0).toISOString(),
-    d.seq,
-    d.times.length,
-    step,
-    offsets,
-    ...STORED_TYPES.map((type) => d.values[type] ?? null),
-    d.other ? JSON.stringify(d.other) : null,
-    d.outOfRange.length > 0 ? FLAG_OUT_OF_RANGE : 0,
-  ]
+  const params: unknown[] = [d.devicePk, new Date(d.t0).toISOString(), d.seq, d.times.length, step, offsets]
+  // A binary parameter needs no cast: PostgreSQL types it from its target column, float8[].
+  for (const type of STORED_TYPES) {
+    const values = d.values[type]
+    params.push(values ? float8(values) : null)
+  }
+  params.push(d.other ? JSON.stringify(d.other) : null, d.outOfRange.length > 0 ? FLAG_OUT_OF_RANGE : 0)
+  return params
 }
 
 /** Epoch-ms time of sample i (1-based) of a telemetry row, as SQL. */
@@ -77,6 +90,12 @@ interface PowerArrays {
   iac: (number | null)[] | null
   pf: (number | null)[] | null
 }
+
+type ElectricalColumn = 'vdc' | 'idc' | 'vac' | 'iac' | 'pf'
+/** The same row as selected: the float8[] columns as text, for parseFloat8Array. */
+type PowerRow = Omit<PowerArrays, ElectricalColumn> & Record<ElectricalColumn, string | null>
+
+const float8s = (text: string | null) => (text === null ? null : parseFloat8Array(text))
 
 const at = (values: (number | null)[] | null, i: number): number | null => values?.[i] ?? null
 
@@ -124,7 +143,14 @@ const AGGREGATES = {
 export class PostgresTelemetryStore implements TelemetryStore {
   readonly name = 'postgres'
 
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly float8: Float8Param
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    options: PostgresStoreOptions = {},
+  ) {
+    this.float8 = FLOAT8_PARAMS[options.float8Params ?? 'binary']
+  }
 
   async write(datagrams: Datagram[]): Promise<void> {
     for (let i = 0; i < datagrams.length; i += ROWS_PER_INSERT) {
@@ -132,7 +158,7 @@ export class PostgresTelemetryStore implements TelemetryStore {
       const params: unknown[] = []
       const tuples: string[] = []
       for (const d of chunk) {
-        const values = rowParams(d)
+        const values = rowParams(d, this.float8)
         const base = params.length
         tuples.push(`(${values.map((_, k) => `$${base + k + 1}`).join(',')})`)
         params.push(...values)
@@ -176,9 +202,12 @@ export class PostgresTelemetryStore implements TelemetryStore {
   async powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]> {
     const out = ranges.map((): PowerSample[] => [])
     if (ranges.length === 0) return out
-    const { rows } = await sql<PowerArrays>`
+    // The arrays as text, parsed by parseFloat8Array: the drivers' generic array parsers cost
+    // several times more (PostgreSQL prints the same text either way).
+    const { rows } = await sql<PowerRow>`
       select r.k, date_part('epoch', t.t0) * 1000 as t0, t.step_ms, t.offsets_ms,
-        t.voltage_dc as vdc, t.current_dc as idc, t.voltage_ac as vac, t.current_ac as iac, t.pf
+        t.voltage_dc::text as vdc, t.current_dc::text as idc, t.voltage_ac::text as vac,
+        t.current_ac::text as iac, t.pf::text as pf
       from unnest(
         ${ranges.map((r) => r.devicePk)}::int[],
         ${ranges.map((r) => r.start)}::float8[],
@@ -192,7 +221,15 @@ export class PostgresTelemetryStore implements TelemetryStore {
         and (t.voltage_dc is not null or t.voltage_ac is not null)`.execute(this.db)
     for (const row of rows) {
       const k = Number(row.k) - 1
-      unpackPower(row, ranges[k] as PowerRange, out[k] as PowerSample[])
+      const arrays: PowerArrays = {
+        ...row,
+        vdc: float8s(row.vdc),
+        idc: float8s(row.idc),
+        vac: float8s(row.vac),
+        iac: float8s(row.iac),
+        pf: float8s(row.pf),
+      }
+      unpackPower(arrays, ranges[k] as PowerRange, out[k] as PowerSample[])
     }
     for (const samples of out) samples.sort((a, b) => a.t - b.t)
     return out

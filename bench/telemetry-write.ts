@@ -1,0 +1,178 @@
+/**
+ * npm run bench:telemetry-write — rows/s of PostgresTelemetryStore.write for ingest-shaped
+ * datagrams (10 samples × voltage_dc/current_dc, as bench/lib/load.ts sends them, through
+ * toDatagram), in batches of 1,000 as the ingest flushes them. Compares the float8[] encodings
+ * in the same run: 'driver' (JS arrays, the encoding before) and 'binary' (the default), runs
+ * interleaved and the table emptied before each, medians reported. Two value sets: the integers
+ * of load.ts, and decimals like real meter readings. On PGlite in memory, then on PostgreSQL too
+ * when DATABASE_URL is set (a fresh schema, dropped at the end). One JSON line per engine and set;
+ * server_cpu_ms (PostgreSQL only) is the backend's CPU from /proc, as PGlite's is node's.
+ */
+import { readFileSync } from 'node:fs'
+import { type Kysely, sql } from 'kysely'
+import { type Datagram, PostgresTelemetryStore, toDatagram } from '../src/modules/telemetry/index.ts'
+import { connectDatabase, type Database, migrateToLatest } from '../src/platform/db/index.ts'
+import { createSchema, tempDir } from '../test/helpers/env.ts'
+import { datagram } from './lib/load.ts'
+
+const DEVICES = 1000
+const BATCH = 1000
+const BATCHES_PER_RUN = 10
+const ROUNDS = 7
+const ENCODINGS = ['driver', 'binary'] as const
+type Encoding = (typeof ENCODINGS)[number]
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+interface Measurement {
+  t: number
+  type: string
+  val: number
+}
+
+/** Datagrams of one run: every device in turn, fresh seqs, as the ingest builds them from JSON. */
+function batches(pks: number[], decimals: boolean): Datagram[][] {
+  const base = Date.now() - 86_400_000
+  const out: Datagram[][] = []
+  for (let b = 0; b < BATCHES_PER_RUN; b++) {
+    const batch: Datagram[] = []
+    for (let i = 0; i < BATCH; i++) {
+      const seq = b * BATCH + i
+      const pk = pks[seq % pks.length] as number
+      const message = JSON.parse(datagram(`bench-${pk}`, seq, base + seq * 10_000))
+      const measurements: Measurement[] = message.measurements.map(
+        (m: { ts: string; type: string; val: number }, k: number) => ({
+          t: Date.parse(m.ts),
+          type: m.type,
+          // A reading such as 751.37 V or 298.06 A instead of load.ts's whole numbers.
+          val: decimals ? Math.round((m.val + ((seq * 7 + k) % 100) / 100) * 100) / 100 : m.val,
+        }),
+      )
+      batch.push(toDatagram(pk, `bench-${pk}`, seq, measurements))
+    }
+    out.push(batch)
+  }
+  return out
+}
+
+/** User + system CPU ms of a local backend process, or null when /proc does not show it. */
+function processCpuMs(pid: number | null): number | null {
+  if (pid === null) return null
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+  } catch {
+    return null
+  }
+}
+
+async function benchEngine(db: Kysely<Database>, engine: string, backendPid: number | null) {
+  await sql`
+    insert into devices (device_id, device_name)
+    select 'bench-' || g, 'bench-' || g from generate_series(1, ${DEVICES}) g`.execute(db)
+  const { rows } = await sql<{ id: number }>`select id from devices order by id`.execute(db)
+  const pks = rows.map((r) => Number(r.id))
+  const stores = Object.fromEntries(
+    ENCODINGS.map((e) => [e, new PostgresTelemetryStore(db, { float8Params: e })]),
+  ) as Record<Encoding, PostgresTelemetryStore>
+
+  for (const decimals of [false, true]) {
+    const data = batches(pks, decimals)
+    const rowsPerRun = BATCH * BATCHES_PER_RUN
+    const result = Object.fromEntries(
+      ENCODINGS.map((e) => [
+        e,
+        { rowsPerS: [] as number[], nodeCpu: [] as number[], serverCpu: [] as number[] },
+      ]),
+    ) as Record<Encoding, { rowsPerS: number[]; nodeCpu: number[]; serverCpu: number[] }>
+    for (let round = 0; round <= ROUNDS; round++) {
+      // Alternate which encoding goes first, so drift on a noisy machine hits both alike.
+      const order = round % 2 === 0 ? ENCODINGS : [...ENCODINGS].reverse()
+      for (const encoding of order) {
+        await sql`truncate telemetry`.execute(db)
+        const server0 = processCpuMs(backendPid)
+        const cpu0 = process.cpuUsage()
+        const t0 = performance.now()
+        for (const batch of data) await stores[encoding].write(batch)
+        const ms = performance.now() - t0
+        const cpu = process.cpuUsage(cpu0)
+        const server1 = processCpuMs(backendPid)
+        const { rows: count } = await sql<{ n: number }>`select count(*)::int as n from telemetry`.execute(db)
+        if (count[0]?.n !== rowsPerRun) throw new Error(`${encoding}: stored ${count[0]?.n} rows`)
+        if (round === 0) continue // warms caches and the JIT
+        const r = result[encoding]
+        r.rowsPerS.push((rowsPerRun / ms) * 1000)
+        r.nodeCpu.push((cpu.user + cpu.system) / 1000)
+        if (server0 !== null && server1 !== null) r.serverCpu.push(server1 - server0)
+      }
+    }
+    const summary = (e: Encoding) => ({
+      rows_per_s: Math.round(median(result[e].rowsPerS)),
+      node_cpu_ms: Math.round(median(result[e].nodeCpu)),
+      ...(result[e].serverCpu.length > 0 ? { server_cpu_ms: Math.round(median(result[e].serverCpu)) } : {}),
+    })
+    const old = summary('driver')
+    const ratio = (a: number | undefined, b: number | undefined) =>
+      a && b ? Number((b / a).toFixed(2)) : undefined
+    const line: Record<string, unknown> = {
+      engine,
+      values: decimals ? 'decimals' : 'integers',
+      rows_per_run: rowsPerRun,
+      runs: ROUNDS,
+    }
+    for (const e of ENCODINGS) {
+      const now = summary(e)
+      line[e] = now
+      if (e === 'driver') continue
+      // Against the encoding before: > 1 is faster for rows/s, < 1 is cheaper for CPU.
+      line[`${e}_vs_driver`] = {
+        rows_per_s: ratio(old.rows_per_s, now.rows_per_s),
+        node_cpu: ratio(old.node_cpu_ms, now.node_cpu_ms),
+        server_cpu: ratio(old.server_cpu_ms, now.server_cpu_ms),
+      }
+    }
+    process.stdout.write(`${JSON.stringify(line)}\n`)
+  }
+}
+
+async function onPglite() {
+  const dir = tempDir()
+  const { db } = await connectDatabase({ dataDir: dir.path, poolMax: 1, inMemory: true })
+  try {
+    await migrateToLatest(db)
+    await benchEngine(db, 'pglite', null)
+  } finally {
+    await db.destroy()
+    dir.remove()
+  }
+}
+
+async function onPostgres(baseUrl: string) {
+  const dir = tempDir()
+  const schema = await createSchema(baseUrl)
+  // One connection: every write runs on the backend whose CPU is read.
+  const { db } = await connectDatabase({ databaseUrl: schema.url, dataDir: dir.path, poolMax: 1 })
+  try {
+    await migrateToLatest(db)
+    const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db)
+    await benchEngine(db, 'postgres', rows[0]?.pid ?? null)
+  } finally {
+    await db.destroy()
+    await schema.drop()
+    dir.remove()
+  }
+}
+
+async function main() {
+  await onPglite()
+  if (process.env.DATABASE_URL) await onPostgres(process.env.DATABASE_URL)
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`)
+    process.exit(1)
+  },
+)
