@@ -32,13 +32,13 @@ export function toDatagram(
   seq: number,
   measurements: Measurement[],
 ): Datagram {
-  const times = [...new Set(measurements.map((m) => m.t))].sort((a, b) => a - b)
-  const index = new Map(times.map((t, i) => [t, i]))
+  const { times, sampleOf } = samplesOf(measurements)
   const values: Partial<Record<StoredType, (number | null)[]>> = {}
   let other: Record<string, (number | null)[]> | null = null
   const outOfRange: Datagram['outOfRange'] = []
-  for (const m of measurements) {
-    const i = index.get(m.t) as number
+  for (let k = 0; k < measurements.length; k++) {
+    const m = measurements[k] as Measurement
+    const i = sampleOf[k] as number
     let column: (number | null)[]
     if (isStoredType(m.type)) {
       column = values[m.type] ??= new Array(times.length).fill(null)
@@ -51,6 +51,30 @@ export function toDatagram(
     column[i] = m.val
   }
   return { devicePk, deviceId, seq, t0: times[0] ?? 0, times, values, other, outOfRange }
+}
+
+/**
+ * The distinct times, ascending, and the sample index of each measurement. Devices send the
+ * types of a sample together and samples in order: that common case is one pass, no sorting.
+ */
+function samplesOf(measurements: Measurement[]): { times: number[]; sampleOf: number[] } {
+  const times: number[] = []
+  const sampleOf: number[] = new Array(measurements.length)
+  for (let k = 0; k < measurements.length; k++) {
+    const t = (measurements[k] as Measurement).t
+    const last = times.length > 0 ? (times[times.length - 1] as number) : Number.NEGATIVE_INFINITY
+    if (t < last) return samplesSorted(measurements)
+    if (t > last) times.push(t)
+    sampleOf[k] = times.length - 1
+  }
+  return { times, sampleOf }
+}
+
+/** The general case: times in any order, repeated or interleaved. */
+function samplesSorted(measurements: Measurement[]): { times: number[]; sampleOf: number[] } {
+  const times = [...new Set(measurements.map((m) => m.t))].sort((a, b) => a - b)
+  const index = new Map(times.map((t, i) => [t, i]))
+  return { times, sampleOf: measurements.map((m) => index.get(m.t) as number) }
 }
 
 /** The sample step when the times are evenly spaced (so no offsets need storing), else null. */
