@@ -1,5 +1,6 @@
 /**
  * npm run bench:ingest [-- --quick] [--devices N] [--messages M] [--forged K] [--rate R]
+ *                        [--generator raw|mqttjs]
  *
  * N meters publish DC datagrams (20 measurements) at QoS 2 as fast as the broker takes them
  * (or, with --rate, at R msg/s in total, paced: latency below saturation);
@@ -8,6 +9,8 @@
  * subscriber counting the same messages) and the store ceiling (the same measurements COPY'd as
  * narrow rows). Runs on the embedded defaults, or with DATABASE_URL/MQTT_URL on real engines
  * (MQTT_URL=own starts a Mosquitto with deploy/mosquitto/mosquitto.conf on a free port).
+ * The meters are plain-socket QoS 2 publishers (--generator raw, see lib/raw-publisher.ts) unless
+ * --generator mqttjs: the generator shares the machine, and MQTT.js costs it several times more.
  * Prints progress, then one JSON line.
  */
 import { once } from 'node:events'
@@ -22,6 +25,7 @@ import { startServer } from '../test/helpers/process.ts'
 import { mqttBaseline, startBareAedes, storeCeiling } from './lib/baselines.ts'
 import {
   connectAll,
+  connectPublishers,
   cpuSeconds,
   cpuSecondsByCommand,
   histogramQuantile,
@@ -40,6 +44,7 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '8' },
     forged: { type: 'string' },
     rate: { type: 'string' },
+    generator: { type: 'string', default: 'raw' },
   },
 })
 const quick = args.quick
@@ -50,6 +55,8 @@ const total = perDevice * devices
 const window = Number(args.window)
 const forged = Number(args.forged ?? (quick ? 0 : 1_000_000))
 const rate = args.rate === undefined ? undefined : Number(args.rate)
+if (args.generator !== 'raw' && args.generator !== 'mqttjs') throw new Error('--generator raw|mqttjs')
+const generator: 'raw' | 'mqttjs' = args.generator
 const databaseUrl = process.env.DATABASE_URL
 // MQTT_URL=own: a Mosquitto of the bench's own with the project's config (deploy/mosquitto). A stock
 // Mosquitto queues only 1000 messages per subscriber and silently drops the rest when it falls behind.
@@ -119,11 +126,11 @@ async function main() {
   // 1. MQTT baseline on the same kind of broker.
   let baseline: number
   if (mqttUrl) {
-    baseline = await mqttBaseline(mqttUrl, ids, perDevice, window)
+    baseline = await mqttBaseline(mqttUrl, ids, perDevice, window, generator)
   } else {
     const port = 20000 + (process.pid % 20000)
     const broker = await startBareAedes(port)
-    baseline = await mqttBaseline(`mqtt://127.0.0.1:${port}`, ids, perDevice, window)
+    baseline = await mqttBaseline(`mqtt://127.0.0.1:${port}`, ids, perDevice, window, generator)
     broker.kill('SIGTERM')
     await once(broker, 'exit')
   }
@@ -157,7 +164,7 @@ async function main() {
       ),
     )
   }
-  const clients = await connectAll(brokerUrl, ids, '')
+  const clients = await connectPublishers(brokerUrl, ids, '', generator)
   // Warm-up: one datagram per meter (seq 0), so caches, dedup windows, JIT and the database's
   // plans are warm as on a running server; the timed run starts at seq 1 and its latency counts
   // only what it published.
@@ -264,6 +271,7 @@ async function main() {
   const result = {
     mode,
     devices,
+    generator,
     msgs: total,
     ...(rate ? { target_rate: rate, send_rate: Math.round(sendRate as number) } : {}),
     measurements,

@@ -5,7 +5,7 @@ import { PGlite } from '@electric-sql/pglite'
 import mqtt from 'mqtt'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { connectAll, publishAll } from './load.ts'
+import { connectPublishers, publishAll } from './load.ts'
 
 /**
  * The MQTT limit of this machine: a bare MQTT.js subscriber (QoS 1) that only counts the same
@@ -16,6 +16,7 @@ export async function mqttBaseline(
   ids: string[],
   perDevice: number,
   window: number,
+  generator: 'raw' | 'mqttjs',
 ): Promise<number> {
   const sub = await mqtt.connectAsync(url, {
     clientId: `bench-baseline-${process.pid}`,
@@ -27,7 +28,7 @@ export async function mqttBaseline(
     received++
   })
   await sub.subscribeAsync('iot/+/telemetry', { qos: 1 })
-  const clients = await connectAll(url, ids, 'baseline-')
+  const clients = await connectPublishers(url, ids, 'baseline-', generator)
   const expected = ids.length * perDevice
   const started = performance.now()
   await publishAll(clients, ids, perDevice, window, Date.now() - 86_400_000)

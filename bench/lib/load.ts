@@ -1,4 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt'
+import { RawPublisher } from './raw-publisher.ts'
 
 /** A DC datagram of `samples` × (voltage_dc, current_dc): 20 measurements, ~1.6 KB, as meters send. */
 export function datagram(deviceId: string, seq: number, sampleBase: number, samples = 10): string {
@@ -42,12 +43,38 @@ export async function connectAll(url: string, ids: string[], prefix: string): Pr
   return clients
 }
 
+/** What the load generator needs of a meter's connection (MQTT.js or the raw publisher). */
+export interface Publisher {
+  publishAsync(topic: string, payload: string, options: { qos: 2 }): Promise<unknown>
+  endAsync(): Promise<unknown>
+}
+
+/**
+ * The meters' connections: `raw` (default) speaks MQTT 3.1.1 QoS 2 on a plain socket at a fraction
+ * of MQTT.js's CPU, which on a shared 2-core machine is CPU taken from the system under test;
+ * `mqttjs` uses the library, as earlier runs did.
+ */
+export async function connectPublishers(
+  url: string,
+  ids: string[],
+  prefix: string,
+  kind: 'raw' | 'mqttjs',
+): Promise<Publisher[]> {
+  if (kind === 'mqttjs') return connectAll(url, ids, prefix)
+  const publishers: Publisher[] = []
+  for (let i = 0; i < ids.length; i += 100) {
+    const chunk = ids.slice(i, i + 100)
+    publishers.push(...(await Promise.all(chunk.map((id) => RawPublisher.connect(url, `${prefix}${id}`)))))
+  }
+  return publishers
+}
+
 /**
  * Publishes `perDevice` datagrams from every client at QoS 2, each client keeping at most `window`
  * unacknowledged (Mosquitto cuts off a 3.1.1 publisher beyond its max_inflight_messages).
  */
 export async function publishAll(
-  clients: MqttClient[],
+  clients: Publisher[],
   ids: string[],
   perDevice: number,
   window: number,
@@ -85,7 +112,7 @@ export async function publishAll(
  * Resolves with the achieved send rate (lower than asked when the load generator falls behind).
  */
 export async function publishPaced(
-  clients: MqttClient[],
+  clients: Publisher[],
   ids: string[],
   perDevice: number,
   rate: number,
