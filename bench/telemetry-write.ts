@@ -1,12 +1,13 @@
 /**
  * npm run bench:telemetry-write — rows/s of PostgresTelemetryStore.write for ingest-shaped
  * datagrams (10 samples × voltage_dc/current_dc, as bench/lib/load.ts sends them, through
- * toDatagram), in batches of 1,000 as the ingest flushes them. Compares the float8[] encodings
- * in the same run: 'driver' (JS arrays, the encoding before) and 'binary' (the default), runs
- * interleaved and the table emptied before each, medians reported. Two value sets: the integers
- * of load.ts, and decimals like real meter readings. On PGlite in memory, then on PostgreSQL too
- * when DATABASE_URL is set (a fresh schema, dropped at the end). One JSON line per engine and set;
- * server_cpu_ms (PostgreSQL only) is the backend's CPU from /proc, as PGlite's is node's.
+ * toDatagram), in batches of 1,000 as the ingest flushes them. Compares the write statements in
+ * the same run: 'values' (multi-row VALUES, 17 parameters a row: the statement before) and
+ * 'records' (one binary telemetry[] parameter: the default), runs interleaved and the table
+ * emptied before each, medians reported. Two value sets: the integers of load.ts, and decimals
+ * like real meter readings. On PGlite in memory, then on PostgreSQL too when DATABASE_URL is set
+ * (a fresh schema, dropped at the end). One JSON line per engine and set, CPU per run and per row;
+ * server CPU (PostgreSQL only) is the backend's from /proc, as PGlite's is node's.
  */
 import { readFileSync } from 'node:fs'
 import { type Kysely, sql } from 'kysely'
@@ -19,8 +20,8 @@ const DEVICES = 1000
 const BATCH = 1000
 const BATCHES_PER_RUN = 10
 const ROUNDS = 7
-const ENCODINGS = ['driver', 'binary'] as const
-type Encoding = (typeof ENCODINGS)[number]
+const STATEMENTS = ['values', 'records'] as const
+type Statement = (typeof STATEMENTS)[number]
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
@@ -74,59 +75,67 @@ async function benchEngine(db: Kysely<Database>, engine: string, backendPid: num
   const { rows } = await sql<{ id: number }>`select id from devices order by id`.execute(db)
   const pks = rows.map((r) => Number(r.id))
   const stores = Object.fromEntries(
-    ENCODINGS.map((e) => [e, new PostgresTelemetryStore(db, { float8Params: e })]),
-  ) as Record<Encoding, PostgresTelemetryStore>
+    STATEMENTS.map((s) => [s, new PostgresTelemetryStore(db, { writeStatement: s })]),
+  ) as Record<Statement, PostgresTelemetryStore>
 
   for (const decimals of [false, true]) {
     const data = batches(pks, decimals)
     const rowsPerRun = BATCH * BATCHES_PER_RUN
     const result = Object.fromEntries(
-      ENCODINGS.map((e) => [
-        e,
+      STATEMENTS.map((s) => [
+        s,
         { rowsPerS: [] as number[], nodeCpu: [] as number[], serverCpu: [] as number[] },
       ]),
-    ) as Record<Encoding, { rowsPerS: number[]; nodeCpu: number[]; serverCpu: number[] }>
+    ) as Record<Statement, { rowsPerS: number[]; nodeCpu: number[]; serverCpu: number[] }>
     for (let round = 0; round <= ROUNDS; round++) {
-      // Alternate which encoding goes first, so drift on a noisy machine hits both alike.
-      const order = round % 2 === 0 ? ENCODINGS : [...ENCODINGS].reverse()
-      for (const encoding of order) {
+      // Alternate which statement goes first, so drift on a noisy machine hits both alike.
+      const order = round % 2 === 0 ? STATEMENTS : [...STATEMENTS].reverse()
+      for (const statement of order) {
         await sql`truncate telemetry`.execute(db)
         const server0 = processCpuMs(backendPid)
         const cpu0 = process.cpuUsage()
         const t0 = performance.now()
-        for (const batch of data) await stores[encoding].write(batch)
+        for (const batch of data) await stores[statement].write(batch)
         const ms = performance.now() - t0
         const cpu = process.cpuUsage(cpu0)
         const server1 = processCpuMs(backendPid)
         const { rows: count } = await sql<{ n: number }>`select count(*)::int as n from telemetry`.execute(db)
-        if (count[0]?.n !== rowsPerRun) throw new Error(`${encoding}: stored ${count[0]?.n} rows`)
+        if (count[0]?.n !== rowsPerRun) throw new Error(`${statement}: stored ${count[0]?.n} rows`)
         if (round === 0) continue // warms caches and the JIT
-        const r = result[encoding]
+        const r = result[statement]
         r.rowsPerS.push((rowsPerRun / ms) * 1000)
         r.nodeCpu.push((cpu.user + cpu.system) / 1000)
         if (server0 !== null && server1 !== null) r.serverCpu.push(server1 - server0)
       }
     }
-    const summary = (e: Encoding) => ({
-      rows_per_s: Math.round(median(result[e].rowsPerS)),
-      node_cpu_ms: Math.round(median(result[e].nodeCpu)),
-      ...(result[e].serverCpu.length > 0 ? { server_cpu_ms: Math.round(median(result[e].serverCpu)) } : {}),
-    })
-    const old = summary('driver')
+    const perRow = (ms: number) => Number(((ms * 1000) / rowsPerRun).toFixed(1))
+    const summary = (s: Statement) => {
+      const { rowsPerS, nodeCpu, serverCpu } = result[s]
+      const server = serverCpu.length > 0 ? median(serverCpu) : undefined
+      return {
+        rows_per_s: Math.round(median(rowsPerS)),
+        node_cpu_ms: Math.round(median(nodeCpu)),
+        node_us_per_row: perRow(median(nodeCpu)),
+        ...(server === undefined
+          ? {}
+          : { server_cpu_ms: Math.round(server), server_us_per_row: perRow(server) }),
+      }
+    }
+    const old = summary('values')
     const ratio = (a: number | undefined, b: number | undefined) =>
       a && b ? Number((b / a).toFixed(2)) : undefined
     const line: Record<string, unknown> = {
       engine,
-      values: decimals ? 'decimals' : 'integers',
+      value_set: decimals ? 'decimals' : 'integers',
       rows_per_run: rowsPerRun,
       runs: ROUNDS,
     }
-    for (const e of ENCODINGS) {
-      const now = summary(e)
-      line[e] = now
-      if (e === 'driver') continue
-      // Against the encoding before: > 1 is faster for rows/s, < 1 is cheaper for CPU.
-      line[`${e}_vs_driver`] = {
+    for (const s of STATEMENTS) {
+      const now = summary(s)
+      line[s] = now
+      if (s === 'values') continue
+      // Against the statement before: > 1 is faster for rows/s, < 1 is cheaper for CPU.
+      line[`${s}_vs_values`] = {
         rows_per_s: ratio(old.rows_per_s, now.rows_per_s),
         node_cpu: ratio(old.node_cpu_ms, now.node_cpu_ms),
         server_cpu: ratio(old.server_cpu_ms, now.server_cpu_ms),

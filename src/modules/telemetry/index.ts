@@ -25,7 +25,7 @@ export {
 export type { EnergyService } from './energy-service.ts'
 export { type InfluxStoreOptions, InfluxTelemetryStore } from './influx-store.ts'
 export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
-export { PostgresTelemetryStore } from './postgres-store.ts'
+export { type PostgresStoreOptions, PostgresTelemetryStore } from './postgres-store.ts'
 export { type DerivedPower, derivePower, type ElectricalValues } from './power.ts'
 export { gapRecorded, type SeqRun, storedSeqs } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'

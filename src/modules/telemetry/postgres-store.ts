@@ -1,23 +1,12 @@
-import { CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { type Datagram, FLAG_OUT_OF_RANGE, regularStep } from './datagram.ts'
-import { encodeFloat8Array, parseFloat8Array } from './float8-array.ts'
-import { isStoredType, STORED_TYPES } from './measurement-types.ts'
+import type { Datagram } from './datagram.ts'
+import { parseFloat8Array } from './float8-array.ts'
+import { isStoredType } from './measurement-types.ts'
+import { RecordsInsert } from './records-insert.ts'
 import type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+import { insertAsValues } from './values-insert.ts'
 
-const COLUMNS = [
-  'device_pk',
-  't0',
-  'seq',
-  'n',
-  'step_ms',
-  'offsets_ms',
-  ...STORED_TYPES,
-  'other',
-  'flags',
-] as const
-/** Rows per INSERT: 17 parameters each stays far below PostgreSQL's 65,535. */
-const ROWS_PER_INSERT = 1000
 /** The widest span of samples one datagram may cover (send interval ≤ 3600 s), for range scans on t0. */
 const MAX_SPAN_MS = 3_660_000
 
@@ -25,30 +14,11 @@ const iso = (t: number) => new Date(t).toISOString()
 
 export interface PostgresStoreOptions {
   /**
-   * How the float8[] columns are sent: 'binary' (PostgreSQL's binary array format, the default) or
-   * 'driver' (JS arrays, serialised to text by the driver, which writes -0 as 0: the encoding
-   * before binary, kept as the baseline of bench/telemetry-write.ts).
+   * How write() sends rows: 'records' (the default) as one binary telemetry[] parameter of a short,
+   * constant statement (records-insert.ts); 'values' as the multi-row VALUES statement with 17
+   * parameters a row, the statement before, kept as the baseline of bench/telemetry-write.ts.
    */
-  float8Params?: 'binary' | 'driver'
-}
-
-type Float8Param = (values: (number | null)[]) => unknown
-const FLOAT8_PARAMS: Record<NonNullable<PostgresStoreOptions['float8Params']>, Float8Param> = {
-  binary: encodeFloat8Array,
-  driver: (values) => values,
-}
-
-function rowParams(d: Datagram, float8: Float8Param): unknown[] {
-  const step = regularStep(d.times)
-  const offsets = step === null ? d.times.map((t) => t - d.t0) : null
-  const params: unknown[] = [d.devicePk, new Date(d.t0).toISOString(), d.seq, d.times.length, step, offsets]
-  // A binary parameter needs no cast: PostgreSQL types it from its target column, float8[].
-  for (const type of STORED_TYPES) {
-    const values = d.values[type]
-    params.push(values ? float8(values) : null)
-  }
-  params.push(d.other ? JSON.stringify(d.other) : null, d.outOfRange.length > 0 ? FLAG_OUT_OF_RANGE : 0)
-  return params
+  writeStatement?: 'records' | 'values'
 }
 
 /** Epoch-ms time of sample i (1-based) of a telemetry row, as SQL. */
@@ -143,30 +113,23 @@ const AGGREGATES = {
 export class PostgresTelemetryStore implements TelemetryStore {
   readonly name = 'postgres'
 
-  private readonly float8: Float8Param
+  private readonly insert: (datagrams: Datagram[]) => Promise<void>
 
   constructor(
     private readonly db: Kysely<Database>,
     options: PostgresStoreOptions = {},
   ) {
-    this.float8 = FLOAT8_PARAMS[options.float8Params ?? 'binary']
+    if (options.writeStatement === 'values') {
+      this.insert = (datagrams) => insertAsValues(db, datagrams)
+    } else {
+      const records = new RecordsInsert(db)
+      this.insert = (datagrams) => records.write(datagrams)
+    }
   }
 
+  /** Stores one row per datagram; a row whose key (device_pk, t0, seq) is there already is skipped. */
   async write(datagrams: Datagram[]): Promise<void> {
-    for (let i = 0; i < datagrams.length; i += ROWS_PER_INSERT) {
-      const chunk = datagrams.slice(i, i + ROWS_PER_INSERT)
-      const params: unknown[] = []
-      const tuples: string[] = []
-      for (const d of chunk) {
-        const values = rowParams(d, this.float8)
-        const base = params.length
-        tuples.push(`(${values.map((_, k) => `$${base + k + 1}`).join(',')})`)
-        params.push(...values)
-      }
-      // Hand-built for speed (the builder costs ~45 µs per row); only placeholders are interpolated.
-      const text = `insert into telemetry (${COLUMNS.join(',')}) values ${tuples.join(',')} on conflict do nothing`
-      await this.db.executeQuery(CompiledQuery.raw(text, params))
-    }
+    if (datagrams.length > 0) await this.insert(datagrams)
   }
 
   async query(q: SeriesQuery): Promise<SeriesPoint[]> {
