@@ -37,6 +37,9 @@ export interface PipelineOptions {
 }
 
 const MAX_BACKOFF_MS = 5000
+/** A commit within this long of the previous one means load: the next group waits COMMIT_DELAY_MS. */
+const COMMIT_BUSY_MS = 5
+const COMMIT_DELAY_MS = 2
 
 /**
  * The ingest's core. `accept` journals a message and acknowledges it at once (the journal makes
@@ -52,6 +55,7 @@ export class IngestPipeline {
   private awaitingCommit: Done[] = []
   private commitHooks: ((error?: Error) => void)[] = []
   private commitScheduled = false
+  private lastCommitAt = Number.NEGATIVE_INFINITY
   private inFlush = 0
   private flushing = false
   private timer: NodeJS.Timeout | undefined
@@ -148,13 +152,18 @@ export class IngestPipeline {
   private scheduleCommit(): void {
     if (this.commitScheduled) return
     this.commitScheduled = true
-    // After every message that arrived in this event-loop turn: one write for all of them.
-    setImmediate(() => this.commit())
+    // After every message that arrived in this event-loop turn: one write for all of them. Under
+    // load, when messages trickle in one per turn (many devices, each message its own packet), the
+    // group stays open a little longer so that it still holds many (as commit_delay does for
+    // PostgreSQL's WAL): fewer writes here, and fewer, fuller PUBACK writes to the broker.
+    if (performance.now() - this.lastCommitAt < COMMIT_BUSY_MS) setTimeout(() => this.commit(), COMMIT_DELAY_MS)
+    else setImmediate(() => this.commit())
   }
 
   /** Writes the journal's open group, then lets its acknowledgements go (or fails them). */
   private commit(): void {
     this.commitScheduled = false
+    this.lastCommitAt = performance.now()
     const dones = this.awaitingCommit
     const hooks = this.commitHooks
     this.awaitingCommit = []
