@@ -120,32 +120,31 @@ export async function publishPaced(
   onProgress?: (sent: number) => void,
   firstSeq = 0,
 ): Promise<number> {
-  const periodMs = (clients.length / rate) * 1000
+  const n = clients.length
+  const total = n * perDevice
   const started = performance.now()
+  let scheduled = 0
   let sent = 0
-  await Promise.all(
-    clients.map(async (client, i) => {
-      const id = ids[i] as string
-      const offset = (i / clients.length) * periodMs
-      const inflight: Promise<unknown>[] = []
-      for (let k = 0; k < perDevice; k++) {
-        const seq = firstSeq + k
-        const due = started + offset + k * periodMs
-        const wait = due - performance.now()
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-        inflight.push(
-          client
-            .publishAsync(`iot/${id}/telemetry`, datagram(id, seq, sampleBase + seq * 10_000), { qos: 2 })
-            .then(() => {
-              sent++
-              onProgress?.(sent)
-            }),
-        )
+  // One timer for all meters (not one per meter): message j is meter j % n's (j / n)-th, due at
+  // j / rate s, so each meter publishes every n / rate s, the meters evenly staggered.
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate) + 1)
+      for (; scheduled < due; scheduled++) {
+        const i = scheduled % n
+        const seq = firstSeq + Math.floor(scheduled / n)
+        const id = ids[i] as string
+        const payload = datagram(id, seq, sampleBase + seq * 10_000)
+        ;(clients[i] as Publisher).publishAsync(`iot/${id}/telemetry`, payload, { qos: 2 }).then(() => {
+          sent++
+          onProgress?.(sent)
+          if (sent === total) resolve(total / ((performance.now() - started) / 1000))
+        }, reject)
       }
-      await Promise.all(inflight)
-    }),
-  )
-  return (clients.length * perDevice) / ((performance.now() - started) / 1000)
+      if (scheduled < total) setTimeout(tick, 2)
+    }
+    tick()
+  })
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far (Linux /proc). */
