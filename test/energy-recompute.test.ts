@@ -252,4 +252,38 @@ describe('energy recomputation in batches', () => {
     // 6 for the chunk, 1 more read finding nothing left.
     assert.deepEqual(counts, [7, 7])
   })
+
+  test('marking and clearing the same intervals at once never deadlock (PostgreSQL)', {
+    skip: realDatabaseUrl ? false : 'PGlite serves one statement at a time: no concurrent transactions',
+  }, async () => {
+    const pks = []
+    for (let i = 0; i < 150; i++) pks.push((await device()).pk)
+    const energy = telemetry.service.energy
+    let seed = 7
+    const shuffle = <T>(items: T[]): T[] => {
+      const out = [...items]
+      for (let i = out.length - 1; i > 0; i--) {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31
+        const j = seed % (i + 1)
+        ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+      }
+      return out
+    }
+    for (let round = 0; round < 25; round++) {
+      // Every device marks the same 4 intervals each round, in a new order, while the previous
+      // round's marks are read, recomputed and cleared. In PostgreSQL each statement locks its rows
+      // in its own order: unless both use the same order, two statements that share rows deadlock
+      // (and one of them fails, after deadlock_timeout).
+      const sent = pks.flatMap((pk) =>
+        [0, 1, 2, 3].map((k) => toDatagram(pk, 'm', round, [{ t: H0 + k * I, type: 'voltage_dc', val: 750 }])),
+      )
+      await Promise.all([
+        energy.recompute({ upTo: Date.now() }),
+        energy.markDatagrams(shuffle(sent)),
+        energy.markDatagrams(shuffle(sent)),
+      ])
+    }
+    await energy.recompute({ upTo: Date.now() })
+  })
 })
+

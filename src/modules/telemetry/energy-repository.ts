@@ -14,6 +14,12 @@ export interface GapRecord {
 }
 
 /** Marks (device, interval start) for recomputation; a repeat refreshes marked_at. */
+/*
+ * Marking (an upsert) and clearing (a delete) lock the rows they touch one by one. Both do so in
+ * key order (device_pk, start): two statements sharing rows in different orders deadlock, and
+ * PostgreSQL breaks that only after deadlock_timeout (1 s), failing one of them — an ingest batch
+ * stalled and retried, or a recompute lost.
+ */
 export async function markDirty(db: Db, marks: { pk: number; start: number }[]) {
   if (marks.length === 0) return
   const values = sql.join(marks.map((m) => sql`(${m.pk}::int, ${iso(m.start)}::timestamptz)`))
@@ -21,6 +27,7 @@ export async function markDirty(db: Db, marks: { pk: number; start: number }[]) 
     insert into energy_dirty (device_pk, start, marked_at)
     select v.pk, v.start, clock_timestamp() from (values ${values}) as v(pk, start)
     where exists (select 1 from devices d where d.id = v.pk)
+    order by v.pk, v.start
     on conflict (device_pk, start) do update set marked_at = clock_timestamp()`.execute(db)
 }
 
@@ -47,14 +54,22 @@ export function dirtyIntervals(
 /** Clears marks that were not refreshed since they were read (a newer mark means: again). */
 export async function clearDirty(db: Db, marks: DirtyMark[]) {
   if (marks.length === 0) return
+  // Locked in key order first (see markDirty); a mark refreshed meanwhile fails the marked_at
+  // test when rechecked after the lock, and stays.
   await sql`
-    delete from energy_dirty d
-    using unnest(
-      ${marks.map((m) => m.device_pk)}::int[],
-      ${marks.map((m) => new Date(m.start).toISOString())}::timestamptz[],
-      ${marks.map((m) => m.marked_at)}::timestamptz[]
-    ) as r(device_pk, start, marked_at)
-    where d.device_pk = r.device_pk and d.start = r.start and d.marked_at <= r.marked_at`.execute(db)
+    with doomed as (
+      select d.device_pk, d.start from energy_dirty d
+      join unnest(
+        ${marks.map((m) => m.device_pk)}::int[],
+        ${marks.map((m) => new Date(m.start).toISOString())}::timestamptz[],
+        ${marks.map((m) => m.marked_at)}::timestamptz[]
+      ) as r(device_pk, start, marked_at)
+        on d.device_pk = r.device_pk and d.start = r.start and d.marked_at <= r.marked_at
+      order by d.device_pk, d.start
+      for update of d
+    )
+    delete from energy_dirty d using doomed
+    where d.device_pk = doomed.device_pk and d.start = doomed.start`.execute(db)
 }
 
 /** The registers of one device's interval. */
