@@ -275,7 +275,9 @@ describe('energy recomputation in batches', () => {
       // in its own order: unless both use the same order, two statements that share rows deadlock
       // (and one of them fails, after deadlock_timeout).
       const sent = pks.flatMap((pk) =>
-        [0, 1, 2, 3].map((k) => toDatagram(pk, 'm', round, [{ t: H0 + k * I, type: 'voltage_dc', val: 750 }])),
+        [0, 1, 2, 3].map((k) =>
+          toDatagram(pk, 'm', round, [{ t: H0 + k * I, type: 'voltage_dc', val: 750 }]),
+        ),
       )
       await Promise.all([
         energy.recompute({ upTo: Date.now() }),
@@ -286,4 +288,3 @@ describe('energy recomputation in batches', () => {
     await energy.recompute({ upTo: Date.now() })
   })
 })
-
