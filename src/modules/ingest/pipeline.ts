@@ -156,7 +156,8 @@ export class IngestPipeline {
     // load, when messages trickle in one per turn (many devices, each message its own packet), the
     // group stays open a little longer so that it still holds many (as commit_delay does for
     // PostgreSQL's WAL): fewer writes here, and fewer, fuller PUBACK writes to the broker.
-    if (performance.now() - this.lastCommitAt < COMMIT_BUSY_MS) setTimeout(() => this.commit(), COMMIT_DELAY_MS)
+    if (performance.now() - this.lastCommitAt < COMMIT_BUSY_MS)
+      setTimeout(() => this.commit(), COMMIT_DELAY_MS)
     else setImmediate(() => this.commit())
   }
 
