@@ -287,4 +287,30 @@ describe('energy recomputation in batches', () => {
     }
     await energy.recompute({ upTo: Date.now() })
   })
+
+  test('in the background, an interval is recomputed once its samples stopped arriving', async () => {
+    const config = loadConfig({ DATA_DIR: dir.path, LOG_LEVEL: 'silent', ENERGY_INTERVAL: '5m' })
+    const settleMs = 1500
+    const quick = createTelemetryModule({
+      db: raw,
+      devices,
+      config,
+      log: pino({ level: 'silent' }),
+      energySettleMs: settleMs,
+    }).service
+    const a = await device()
+    // Late data: 10 min of samples a day old, in two parts a moment apart, as a buffer empties.
+    const late = datagrams(a.pk, a.id, H0, H0 + 10 * MIN, DC)
+    await quick.ingest(late.slice(0, 30))
+    assert.equal(await quick.energy.recompute(), 0, 'still arriving: left for later')
+    await quick.ingest(late.slice(30))
+    assert.equal(await quick.energy.recompute(), 0)
+    await new Promise((r) => setTimeout(r, settleMs + 200))
+    // Intervals 0, 5, 10 min and the one after the last sample's (each mark covers the next one
+    // too): each computed once.
+    assert.equal(await quick.energy.recompute(), 4)
+    assert.equal(await quick.energy.recompute(), 0)
+    const [first] = await quick.energy.intervals(a.pk, H0, H0 + 5 * MIN)
+    assertClose(first?.import_wh, wh(750 * 300, 5 * MIN), 'first interval')
+  })
 })

@@ -38,16 +38,22 @@ export interface DirtyMark {
   marked_at: string
 }
 
-/** Dirty intervals, oldest first; those starting at or after `before` are left for later. */
+/**
+ * Dirty intervals, oldest first; those starting at or after `before`, or (with quietForS) marked
+ * less than that long ago, are left for later.
+ */
 export function dirtyIntervals(
   db: Db,
-  options: { before: number; devicePk?: number; limit: number },
+  options: { before: number; devicePk?: number; quietForS?: number; limit: number },
 ): Promise<DirtyMark[]> {
   let q = db
     .selectFrom('energy_dirty')
     .select(['device_pk', 'start', sql<string>`marked_at::text`.as('marked_at')])
     .where('start', '<', new Date(options.before))
   if (options.devicePk !== undefined) q = q.where('device_pk', '=', options.devicePk)
+  // The database's clock, as marked_at is (the server's may differ on another host).
+  if (options.quietForS !== undefined)
+    q = q.where(sql<boolean>`marked_at < clock_timestamp() - ${options.quietForS} * interval '1 second'`)
   return q.orderBy('start').limit(options.limit).execute()
 }
 

@@ -73,10 +73,21 @@ export class EnergyService {
   async recompute(options: { devicePk?: number; upTo?: number } = {}): Promise<number> {
     // In the background: intervals that ENDED at least settleMs ago (a start before now − interval
     // − settle), so an interval still filling is computed once when complete, not every round.
-    const before = options.upTo ?? Date.now() - this.o.intervalMs - (this.o.settleMs ?? 60_000)
+    const settleMs = this.o.settleMs ?? 60_000
+    const before = options.upTo ?? Date.now() - this.o.intervalMs - settleMs
+    // And, in the background, only intervals whose samples stopped arriving settleMs ago: late data
+    // (a meter emptying its buffer after an outage) marks an old interval again with every datagram,
+    // and recomputing it each time read its samples over and over. A read recomputes at once.
+    const background = options.upTo === undefined && options.devicePk === undefined
+    const quietForS = background ? settleMs / 1000 : undefined
     let done = 0
     for (;;) {
-      const dirty = await repo.dirtyIntervals(this.o.db, { before, devicePk: options.devicePk, limit: CHUNK })
+      const dirty = await repo.dirtyIntervals(this.o.db, {
+        before,
+        devicePk: options.devicePk,
+        quietForS,
+        limit: CHUNK,
+      })
       if (dirty.length === 0) return done
       // Forgotten before the samples are read: a datagram stored meanwhile marks its intervals again,
       // refreshing marked_at, so clearDirty keeps those marks for the next round.

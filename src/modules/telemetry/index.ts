@@ -37,6 +37,8 @@ export interface TelemetryModuleOptions {
   devices: DevicesService
   config: Config
   log: FastifyBaseLogger
+  /** How long after its end (and its last mark) an interval is recomputed in the background; 60 s. */
+  energySettleMs?: number
 }
 
 /** InfluxDB 2 when INFLUX_URL is set (all four INFLUX_* variables then required), else PostgreSQL/PGlite. */
@@ -55,9 +57,10 @@ function createStore(config: Config, db: Kysely<Database>, devices: DevicesServi
 }
 
 /** Builds the telemetry module: the time-series store, energy registers, and their routes. */
-export function createTelemetryModule({ db, devices, config, log }: TelemetryModuleOptions) {
+export function createTelemetryModule({ db, devices, config, log, energySettleMs }: TelemetryModuleOptions) {
   const store = createStore(config, db, devices)
   const energy = new EnergyService({
+    settleMs: energySettleMs,
     db,
     store,
     log,
