@@ -3,40 +3,19 @@
  * at ~8 % of the server's CPU under ingest load (serialising params, parsing results).
  */
 
-const FLOAT8_OID = 701
-const HEADER_BYTES = 20
+import { PgBinaryWriter } from './pg-binary-writer.ts'
+import { writeFloat8Array } from './telemetry-record-codec.ts'
 
 /**
- * A float8[] parameter in PostgreSQL's binary array format (array_recv). Buffers go out as binary
- * parameters on node-postgres and on PGlite alike, so the server reads the doubles as they are:
- * no strtod, and every value exact, -0 included. null (or undefined) elements become NULL.
+ * A float8[] parameter in PostgreSQL's binary array format (array_recv), as the row encoder writes
+ * the float8[] columns. Buffers go out as binary parameters on node-postgres and on PGlite alike,
+ * so the server reads the doubles as they are: no strtod, and every value exact, -0 included.
+ * null (or undefined) elements become NULL.
  */
 export function encodeFloat8Array(values: readonly (number | null | undefined)[]): Buffer {
-  const n = values.length
-  let nulls = 0
-  for (let i = 0; i < n; i++) if (values[i] == null) nulls++
-  const buf = Buffer.allocUnsafe(HEADER_BYTES + 4 * n + 8 * (n - nulls))
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  // An empty array has no dimensions.
-  view.setInt32(0, n === 0 ? 0 : 1)
-  view.setInt32(4, nulls > 0 ? 1 : 0)
-  view.setInt32(8, FLOAT8_OID)
-  if (n === 0) return buf.subarray(0, 12)
-  view.setInt32(12, n)
-  view.setInt32(16, 1) // lower bound
-  let at = HEADER_BYTES
-  for (let i = 0; i < n; i++) {
-    const v = values[i]
-    if (v == null) {
-      view.setInt32(at, -1)
-      at += 4
-    } else {
-      view.setInt32(at, 8)
-      view.setFloat64(at + 4, v)
-      at += 12
-    }
-  }
-  return buf
+  const w = new PgBinaryWriter(4 + 20 + 12 * values.length) // prefix, header, elements
+  writeFloat8Array(w, values)
+  return w.bytes().subarray(4) // without the length prefix a record field has
 }
 
 /**

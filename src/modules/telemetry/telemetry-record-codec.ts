@@ -87,7 +87,8 @@ function arrayHeader(w: PgBinaryWriter, elementOid: number, n: number): number {
   return flagAt
 }
 
-function writeFloat8Array(
+/** A float8[] field: its int32 length, then the array (array_recv), or -1 for NULL. */
+export function writeFloat8Array(
   w: PgBinaryWriter,
   values: readonly (number | null | undefined)[] | undefined,
 ): void {
