@@ -114,8 +114,9 @@ describe('energy recomputation in batches', () => {
     // A: 30 min of DC traction, ingested (marking 0…35 min).
     const a = await device()
     await telemetry.service.ingest(datagrams(a.pk, a.id, H0, H0 + 30 * MIN, DC))
-    // B: the same with datagram 60 (samples 600…609 s) lost; a 3 s cadence bridges 15 s, only the
-    // recorded seq gap stops the 11 s segment 599 → 610 s from being integrated.
+    // B: the same with datagram 60 (samples 600…609 s) lost; a 3 s cadence bridges 15 s: the
+    // 11 s segment 599 → 610 s is continuous in time and integrated, the recorded seq gap changes
+    // nothing (PROTOCOL.md: time, not seq, decides).
     const b = await device(3000)
     const sent = datagrams(b.pk, b.id, H0, H0 + 30 * MIN, DC)
     await telemetry.service.ingest(sent.filter((d) => d.seq !== 60))
@@ -143,7 +144,8 @@ describe('energy recomputation in batches', () => {
     const rowsA = await registers(a.pk, H0, H0 + 35 * MIN)
     assert.deepEqual(
       rowsA.map((r) => [(r.start - H0) / MIN, r.covered_ms]),
-      [0, 5, 10, 15, 20, 25, 30].map((m) => [m, m < 30 ? I : 0]),
+      // The last sample (30:00) stands for one cadence (1 s).
+      [0, 5, 10, 15, 20, 25, 30].map((m) => [m, m < 30 ? I : SEC]),
     )
     for (const r of rowsA.slice(0, 6)) assertClose(r.import_wh, full, `A ${(r.start - H0) / MIN}`)
     assert.ok(rowsA.every((r) => r.export_wh === 0 && r.apparent_vah === null))
@@ -151,10 +153,10 @@ describe('energy recomputation in batches', () => {
     const rowsB = await registers(b.pk, H0, H0 + 35 * MIN)
     assert.deepEqual(
       rowsB.map((r) => r.covered_ms / SEC),
-      [300, 299, 290, 300, 300, 300, 0],
+      [300, 300, 300, 300, 300, 300, 3],
     )
-    assertClose(rowsB[1]?.import_wh, wh(225_000, 299 * SEC), 'B before the gap')
-    assertClose(rowsB[2]?.import_wh, wh(225_000, 290 * SEC), 'B after the gap')
+    assertClose(rowsB[1]?.import_wh, wh(225_000, 300 * SEC), 'B before the gap')
+    assertClose(rowsB[2]?.import_wh, wh(225_000, 300 * SEC), 'B after the gap')
 
     const rowsC = await registers(c.pk, H0, H0 + 3 * 60 * MIN)
     assert.deepEqual(
@@ -168,7 +170,7 @@ describe('energy recomputation in batches', () => {
     const p = 0.95 * s
     assert.deepEqual(
       rowsD.map((r) => r.covered_ms / SEC),
-      [300, 300, 0],
+      [300, 300, 1],
     )
     for (const r of rowsD.slice(0, 2)) {
       assertClose(r.import_wh, wh(p, I), 'D import')
@@ -249,8 +251,8 @@ describe('energy recomputation in batches', () => {
       assert.equal(await telemetry.service.energy.recompute({ upTo: Date.now() }), 500)
       counts.push(watch.count)
     }
-    // 6 for the chunk, 1 more read finding nothing left.
-    assert.deepEqual(counts, [7, 7])
+    // 5 for the chunk (seq gaps no longer read: time alone decides continuity), 1 more read finding nothing left.
+    assert.deepEqual(counts, [6, 6])
   })
 
   test('marking and clearing the same intervals at once never deadlock (PostgreSQL)', {

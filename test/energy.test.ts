@@ -9,6 +9,7 @@ import {
   sumIntervals,
   totals,
 } from '../src/modules/telemetry/index.ts'
+import { seeded, shuffled } from './helpers/random.ts'
 
 const T0 = Date.UTC(2024, 0, 15, 8, 0, 0)
 const SEC = 1000
@@ -33,27 +34,6 @@ function sampleOf(t: number, values: Parameters<typeof derivePower>[0]): PowerSa
   const d = derivePower(values)
   assert.ok(d.power_active !== undefined)
   return { t, p: d.power_active, s: d.power_apparent, q: d.power_reactive }
-}
-
-/** mulberry32: a small seeded generator, so every run draws the same numbers. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function shuffled<T>(items: readonly T[], rand: () => number): T[] {
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1))
-    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
-  }
-  return out
 }
 
 /** An irregular profile: steps of 0.2–3 s, now and then a 20 s hole, traction and braking, S/Q on half. */

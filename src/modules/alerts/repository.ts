@@ -78,10 +78,15 @@ export function acknowledgeAlert(db: Kysely<Database>, id: number) {
 }
 
 /** Marks the open alert of this device and type resolved (the condition went away). */
-export function resolveOpenAlert(db: Kysely<Database>, devicePk: number, alertType: string) {
+export function resolveOpenAlert(db: Kysely<Database>, devicePk: number, alertType: string, note?: string) {
+  const details = note
+    ? {
+        details: sql<string>`coalesce(details, '{}'::jsonb) || jsonb_build_object('resolution', ${note}::text)`,
+      }
+    : {}
   return db
     .updateTable('device_alerts')
-    .set({ resolved_at: sql`now()` })
+    .set({ resolved_at: sql`now()`, ...details })
     .where('device_pk', '=', devicePk)
     .where('alert_type', '=', alertType)
     .where('resolved_at', 'is', null)

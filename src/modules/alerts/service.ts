@@ -72,9 +72,12 @@ export class AlertsService {
     return Number(id)
   }
 
-  /** Closes the open alert of that type once its condition is gone (e.g. the device is back). */
-  async resolve(devicePk: number, alertType: string): Promise<void> {
-    await repo.resolveOpenAlert(this.db, devicePk, alertType)
+  /**
+   * Closes the open alert of that type once its condition is gone (e.g. the device is back);
+   * `note` (what resolved it) is kept in its details as `resolution`.
+   */
+  async resolve(devicePk: number, alertType: string, note?: string): Promise<void> {
+    await repo.resolveOpenAlert(this.db, devicePk, alertType, note)
   }
 
   async acknowledge(id: number): Promise<Alert> {

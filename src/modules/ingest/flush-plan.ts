@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer'
+import { crc32 } from 'node:zlib'
 import { type Datagram, toDatagram } from '../telemetry/index.ts'
 import type { ParseLimits } from './parse-message.ts'
 import { type Category, type ParsedMessage, parseMessage, Rejected } from './parse-message.ts'
@@ -27,7 +28,13 @@ export interface FlushPlan {
   /** The envelope ts of each accepted message, for the end-to-end lag histogram. */
   messageTimes: number[]
   duplicates: number
+  /** Messages with a seq already seen but other content: kept, counted (ingest_seq_conflicts_total). */
+  conflicts: number
   rejected: Rejected[]
+  /** Messages behind their device's window (late): they may fill a gap already recorded. */
+  late: { pk: number; deviceId: string; seq: number; ts: number }[]
+  /** Telemetry refused for a unit that does not fit its type (archived, alerted). */
+  badUnits: { pk: number; deviceId: string; detail: string }[]
   datagrams: Datagram[]
   /** Archive lines with the journal id and arrival time of their message. */
   archive: { id: number; deviceId: string; category: Category; line: Buffer; receivedAt: number }[]
@@ -66,7 +73,10 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     accepted: new Map(),
     messageTimes: [],
     duplicates: 0,
+    conflicts: 0,
     rejected: [],
+    late: [],
+    badUnits: [],
     datagrams: [],
     archive: [],
     activity: new Map(),
@@ -78,19 +88,30 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     touched: new Set(),
   }
   const parsed: { message: ParsedMessage; record: PendingRecord }[] = []
+  const badUnits: { rejected: Rejected; record: PendingRecord }[] = []
   for (const record of batch) {
     const result = parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
     if (result instanceof Rejected) plan.rejected.push(result)
     else parsed.push({ message: result, record })
+    if (result instanceof Rejected && result.envelope) badUnits.push({ rejected: result, record })
   }
-  const pks = await ctx.resolve([...new Set(parsed.map((p) => p.message.deviceId))])
+  const ids = [
+    ...parsed.map((p) => p.message.deviceId),
+    ...badUnits.map((b) => b.rejected.deviceId as string),
+  ]
+  const pks = await ctx.resolve([...new Set(ids)])
   const known = parsed.filter((p) => {
     if (pks.has(p.message.deviceId)) return true
     plan.rejected.push(new Rejected('unknown_device', 'device is not registered', p.message.deviceId))
     return false
   })
-  const windows = await ctx.windowsOf([...new Set(known.map((p) => pks.get(p.message.deviceId) as number))])
+  const knownPks = [
+    ...known.map((p) => pks.get(p.message.deviceId)),
+    ...badUnits.map((b) => pks.get(b.rejected.deviceId as string)),
+  ]
+  const windows = await ctx.windowsOf([...new Set(knownPks.filter((pk) => pk !== undefined))])
   plan.windows = windows
+  for (const { rejected, record } of badUnits) badUnit(plan, rejected, record, pks, windows, ctx.now)
 
   for (const { message, record } of known) {
     const pk = pks.get(message.deviceId) as number
@@ -99,13 +120,20 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     if (message.category === 'status' && message.status === 'online') window.noteOnline()
     if (message.category === 'hello') window.noteUptime(message.uptimeS)
     const v1 = message.category === 'telemetry' && message.v1
-    if (message.seq !== null && !v1 && window.check(message.seq, message.ts, ctx.now) === 'duplicate') {
+    const verdict =
+      message.seq !== null && !v1
+        ? window.check(message.seq, message.ts, crc32(record.payload), ctx.now)
+        : 'accept'
+    if (verdict === 'duplicate') {
       plan.duplicates++
       // Replayed after a crash, a "copy" may be the very message whose archive line was not yet
       // written: archive it again rather than lose it (the store is idempotent, the archive appends).
       if (record.replayed) archiveLine(plan, message, record)
       continue
     }
+    if (verdict === 'conflict' || window.seenOther) plan.conflicts++
+    if (verdict === 'late' && message.seq !== null)
+      plan.late.push({ pk, deviceId: message.deviceId, seq: message.seq, ts: message.ts })
     take(plan, message, record, pk)
   }
 
@@ -135,7 +163,7 @@ function take(plan: FlushPlan, message: ParsedMessage, record: PendingRecord, pk
 
   switch (message.category) {
     case 'telemetry':
-      plan.datagrams.push(toDatagram(pk, message.deviceId, message.seq ?? -1, message.measurements))
+      plan.datagrams.push(toDatagram(pk, message.deviceId, storedSeq(message, record), message.measurements))
       break
     case 'hello':
       seen.fwVersion = message.fwVersion
@@ -150,6 +178,42 @@ function take(plan: FlushPlan, message: ParsedMessage, record: PendingRecord, pk
     case 'status':
       break
   }
+}
+
+/**
+ * The seq a datagram is stored under (its key is device, first sample time, seq). A v1 message has
+ * none and is never deduplicated: it gets a negative one of its own, from its arrival (time and
+ * journal id, both replayed unchanged after a crash), so v1 messages sharing a timestamp never
+ * overwrite each other while a replay of the same record still lands on the same key.
+ */
+function storedSeq(message: ParsedMessage, record: PendingRecord): number {
+  if (message.seq !== null) return message.seq
+  return -(record.receivedAt * 4096 + (record.id % 4096)) - 1
+}
+
+/** A refused unit: the message arrived (no seq gap), its raw line is archived, an alert is raised. */
+function badUnit(
+  plan: FlushPlan,
+  rejected: Rejected,
+  record: PendingRecord,
+  pks: Map<string, number>,
+  windows: Map<number, SeqWindow>,
+  now: number,
+): void {
+  const deviceId = rejected.deviceId as string
+  const pk = pks.get(deviceId)
+  const envelope = rejected.envelope
+  if (pk === undefined || !envelope) return
+  if (windows.get(pk)?.check(envelope.seq, envelope.ts, crc32(record.payload), now) === 'duplicate') return
+  plan.touched.add(pk)
+  plan.badUnits.push({ pk, deviceId, detail: rejected.detail })
+  plan.archive.push({
+    id: record.id,
+    deviceId,
+    category: envelope.category,
+    receivedAt: record.receivedAt,
+    line: archiveLineOf(undefined, record),
+  })
 }
 
 function archiveLine(plan: FlushPlan, message: ParsedMessage, record: PendingRecord): void {
@@ -171,11 +235,12 @@ const CLOSE = Buffer.from('}')
  * one NDJSON line (they parsed as JSON, so they are a valid value); re-serialised only when the
  * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message.
  */
-function archiveLineOf(message: ParsedMessage, record: PendingRecord): Buffer {
+function archiveLineOf(message: ParsedMessage | undefined, record: PendingRecord): Buffer {
   const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},"message":`
   const { payload } = record
   if (payload.indexOf(NEWLINE) === -1 && payload.indexOf(RETURN) === -1 && isUtf8(payload)) {
     return Buffer.concat([Buffer.from(head), payload, CLOSE])
   }
-  return Buffer.from(`${head}${JSON.stringify(message.body)}}`)
+  const body = message ? message.body : JSON.parse(payload.toString('utf8'))
+  return Buffer.from(`${head}${JSON.stringify(body)}}`)
 }

@@ -27,6 +27,11 @@ export function createIngestMetrics(client: Client, registry: Client['register']
       help: 'Copies dropped by dedup',
       registers,
     }),
+    seqConflicts: new client.Counter({
+      name: 'ingest_seq_conflicts_total',
+      help: 'Messages with a seq already seen but other content (a new boot or a device fault): kept',
+      registers,
+    }),
     gaps: new client.Counter({ name: 'ingest_gaps_total', help: 'Seqs that never arrived', registers }),
     rejected: new client.Counter({
       name: 'ingest_rejected_total',

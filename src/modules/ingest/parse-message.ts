@@ -1,3 +1,4 @@
+import { toBaseUnit } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
 import { MAX_MEASUREMENTS, validators } from './message-schemas.ts'
 
@@ -49,12 +50,15 @@ export type RejectReason =
   | 'not_finite'
   | 'too_many_measurements'
   | 'unknown_device'
+  | 'bad_unit'
 
 export class Rejected {
   constructor(
     readonly reason: RejectReason,
     readonly detail: string,
     readonly deviceId?: string,
+    /** A well-formed message refused for its content (bad_unit): it arrived, so its seq is no gap. */
+    readonly envelope?: { seq: number; ts: number; category: Category },
   ) {}
 }
 
@@ -142,16 +146,21 @@ export function parseMessage(
       // The types of one sample share its ts: parse each distinct string once.
       let lastTs: string | undefined
       let lastT = 0
-      for (const m of obj.measurements as { ts: string; type: string; val: number }[]) {
+      for (const m of obj.measurements as { ts: string; type: string; val: number; unit?: string }[]) {
         if (!Number.isFinite(m.val))
           return new Rejected('not_finite', `${m.type} is not a finite number`, deviceId)
+        const val = toBaseUnit(m.type, m.unit, m.val)
+        if (typeof val !== 'number') {
+          const envelope = { seq: obj.seq as number, ts, category }
+          return new Rejected('bad_unit', val.error, deviceId, envelope)
+        }
         if (m.ts !== lastTs) {
           const t = checkTime(m.ts, now, limits)
           if (typeof t !== 'number') return new Rejected('timestamp', `measurement ts: ${t}`, deviceId)
           lastTs = m.ts
           lastT = t
         }
-        measurements.push({ t: lastT, type: m.type, val: m.val })
+        measurements.push({ t: lastT, type: m.type, val })
       }
       return { ...base, category, measurements, v1: false }
     }

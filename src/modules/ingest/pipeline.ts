@@ -357,6 +357,7 @@ export class IngestPipeline {
     const minute = Math.floor(Date.now() / 60_000)
     this.perMinute.set(minute, (this.perMinute.get(minute) ?? 0) + accepted)
     if (plan.duplicates > 0) m.duplicates.inc(plan.duplicates)
+    if (plan.conflicts > 0) m.seqConflicts.inc(plan.conflicts)
     for (const r of plan.rejected) {
       m.rejected.inc({ reason: r.reason })
       this.rejectLog.warn(

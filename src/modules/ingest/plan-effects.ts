@@ -110,6 +110,23 @@ export class PlanEffects {
       )
     }
     await this.sideEffects(plan)
+    await this.gapFills(plan)
+  }
+
+  /** Late messages that filled recorded gaps: the sequence_gap alert is resolved once none is left. */
+  private async gapFills(plan: FlushPlan) {
+    if (plan.late.length === 0) return
+    const fills = await this.o.telemetry.fillGaps(
+      plan.late.map((l) => ({ devicePk: l.pk, seq: l.seq, ts: l.ts })),
+    )
+    for (const f of fills) {
+      if (f.remaining > 0) continue
+      const seqs = f.filled.length > 10 ? `${f.filled.slice(0, 10).join(', ')}, …` : f.filled.join(', ')
+      const note = `filled by late data: ${f.filled.length} message(s) (seq ${seqs}) arrived after the grace period; energy recomputed`
+      await this.attempt('resolve sequence gap', () =>
+        this.o.alerts.resolve(f.devicePk, 'sequence_gap', note),
+      )
+    }
   }
 
   private async attempt(what: string, fn: () => Promise<unknown>): Promise<void> {
@@ -170,6 +187,17 @@ export class PlanEffects {
           severity: 'warning',
           message: `${deviceId}: ${first.type} = ${first.val} outside its range (${items.length} value(s) in this batch)`,
           details: { values: items.slice(0, 20).map((i) => ({ ...i, t: new Date(i.t).toISOString() })) },
+        }),
+      )
+    }
+    for (const b of plan.badUnits) {
+      await attempt('bad unit', () =>
+        alerts.raise({
+          device_pk: b.pk,
+          alert_type: 'bad_unit',
+          severity: 'warning',
+          message: `${b.deviceId}: telemetry refused, ${b.detail} (the raw message is archived)`,
+          details: { detail: b.detail },
         }),
       )
     }

@@ -13,51 +13,84 @@ export interface MissingRange {
   since: number
 }
 
-export type SeqVerdict = 'accept' | 'duplicate'
+/**
+ * accept: new, in order or filling a hole still in grace; late: new, behind the window or of the
+ * previous boot (it may fill a gap already recorded); conflict: a seq already seen with other
+ * content (kept and counted); duplicate: a copy (same seq, same payload digest) — dropped.
+ */
+export type SeqVerdict = 'accept' | 'late' | 'conflict' | 'duplicate'
 
-export interface SeqWindowState {
+interface BootState {
   high: number
   highTs: number
+  bootSeq: number
   bootTs: number
-  bits: string
+  /** base64 of the Uint32Array of digests (null once no longer kept). */
+  digests: string | null
+}
+
+export interface SeqWindowState {
+  version: 2
+  high: number
+  highTs: number
+  bootSeq: number
+  bootTs: number
+  digests: string
   missing: MissingRange[]
-  prev: { high: number; bootTs: number; bits: string } | null
+  prev: BootState | null
   uptime: number | null
   expectReboot: boolean
 }
 
+interface Boot {
+  high: number
+  highTs: number
+  bootSeq: number
+  bootTs: number
+  digests: Uint32Array | null
+}
+
+/** seq a comes before b (wrap-aware). */
+const before = (a: number, b: number) => {
+  const d = (b - a + SEQ_MOD) % SEQ_MOD
+  return d > 0 && d < HALF
+}
+
+const encode = (d: Uint32Array) => Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64')
+
 /**
- * The dedup window of one device over its `seq` (PROTOCOL.md): remembers which of the last `size`
- * seqs arrived, so copies from several brokers and out-of-order arrivals are told apart. It
- * understands the 2^32 wrap and reboots (seq back to 0): a seq that goes back while `ts` moves
- * forward is a new boot, since copies of one message carry the same `ts`. Copies of the previous
- * boot's messages that arrive after a reboot are checked against that boot's window.
+ * The dedup window of one device over its `seq` (PROTOCOL.md). A copy is recognised by its
+ * identity only: the same seq AND the same payload digest (copies over several brokers are
+ * byte-identical), remembered for the last `size` seqs of the current boot and of the previous
+ * one. Anything else is kept: a new boot's message arriving late or shuffled is never taken for a
+ * copy of the old boot's. Which boot a message belongs to is decided by time (a message not newer
+ * than the old boot's newest is the old boot's) and seq order around the new boot's first message.
+ * Holes in seq are tracked for the sequence_gap alert; they never stop energy integration.
  */
 export class SeqWindow {
   high = -1
   highTs = 0
+  bootSeq = 0
   bootTs = 0
-  private bits: Uint8Array
+  private digests: Uint32Array
   missing: MissingRange[] = []
-  private prev: { high: number; bootTs: number; bits: Uint8Array } | null = null
+  private prev: Boot | null = null
   private uptime: number | null = null
   private expectReboot = false
   /** Set when the state changed since it was last saved. */
   dirty = false
+  /**
+   * Whether the last message checked had a seq already seen (in this boot's window or the
+   * previous one's) with other content: a new boot's message or a device fault, kept and counted.
+   */
+  seenOther = false
 
   constructor(readonly size: number) {
-    this.bits = new Uint8Array(size / 8)
+    this.digests = new Uint32Array(size)
   }
 
-  private has(bits: Uint8Array, seq: number): boolean {
-    const i = seq % this.size
-    return ((bits[i >> 3] as number) & (1 << (i & 7))) !== 0
-  }
-
-  private set(bits: Uint8Array, seq: number, on: boolean): void {
-    const i = seq % this.size
-    if (on) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
-    else bits[i >> 3] = (bits[i >> 3] as number) & ~(1 << (i & 7))
+  private inWindow(high: number, seq: number): boolean {
+    return (high - seq + SEQ_MOD) % SEQ_MOD < this.size
   }
 
   /** The device said it (re)connected: a seq going back next is a reboot even with an odd clock. */
@@ -73,61 +106,98 @@ export class SeqWindow {
     this.dirty = true
   }
 
-  /** Decides whether the message (seq, ts) is new, and records it. `now` is the server clock. */
-  check(seq: number, ts: number, now: number): SeqVerdict {
+  /**
+   * Decides what the message (seq, envelope ts, payload digest) is, and records it. `now` is the
+   * server clock. A digest of 0 is taken as 1 (0 marks an empty slot).
+   */
+  check(seq: number, ts: number, digest: number, now: number): SeqVerdict {
     this.dirty = true
+    const id = digest >>> 0 || 1
+    const slot = seq % this.size
+    this.seenOther = false
     if (this.high < 0) {
-      this.startBoot(seq, ts)
+      this.startBoot(seq, ts, id)
       return 'accept'
     }
-    // A copy of a message from before the last reboot.
-    if (ts < this.bootTs && this.prev) {
-      const back = (this.prev.high - seq + SEQ_MOD) % SEQ_MOD
-      if (back < this.size && this.has(this.prev.bits, seq)) return 'duplicate'
-      if (back < this.size) this.set(this.prev.bits, seq, true)
-      this.fill(seq, ts)
-      return 'accept'
+    if (this.inWindow(this.high, seq) && this.digests[slot] === id) return 'duplicate'
+    const prev = this.prev
+    if (prev?.digests && this.inWindow(prev.high, seq) && prev.digests[slot] === id) return 'duplicate'
+    const other = (d: Uint32Array | null | undefined, high: number) =>
+      !!d && this.inWindow(high, seq) && d[slot] !== 0
+    this.seenOther = other(this.digests, this.high) || (!!prev && other(prev.digests, prev.high))
+    if (prev && prev.highTs < this.bootTs) {
+      const older = ts <= prev.highTs
+      const beforeBoot = ts < this.bootTs && !before(seq, this.bootSeq) && seq !== this.bootSeq
+      if (older || beforeBoot) return this.takePrevious(prev, seq, ts, id)
     }
     const ahead = (seq - this.high + SEQ_MOD) % SEQ_MOD
-    if (ahead === 0) {
-      if (ts > this.highTs) return this.reboot(seq, ts)
-      return 'duplicate'
-    }
+    if (ahead === 0) return ts > this.highTs ? this.reboot(seq, ts, id) : 'conflict'
     if (ahead < HALF) {
-      this.advance(seq, ts, ahead, now)
+      this.advance(seq, ts, id, ahead, now)
       return 'accept'
     }
     const back = SEQ_MOD - ahead
-    if (ts > this.highTs || this.expectReboot) return this.reboot(seq, ts)
-    if (back < this.size) {
-      if (this.has(this.bits, seq)) return 'duplicate'
-      this.set(this.bits, seq, true)
+    if (back < this.size && this.holeOf(seq, ts) >= 0) {
+      this.digests[slot] = id
       this.fill(seq, ts)
       return 'accept'
     }
-    // Older than the window: it cannot be told from a copy; storage is idempotent, so keep it.
-    return 'accept'
+    if (ts > this.highTs || this.expectReboot) return this.reboot(seq, ts, id)
+    if (back < this.size) {
+      if (this.digests[slot] !== 0) return 'conflict'
+      this.digests[slot] = id
+    }
+    return 'late'
   }
 
-  private startBoot(seq: number, ts: number): void {
-    this.bits.fill(0)
+  /** A message of the boot before the current one: a late one, or one of its seqs with other content. */
+  private takePrevious(prev: Boot, seq: number, ts: number, id: number): SeqVerdict {
+    const ahead = (seq - prev.high + SEQ_MOD) % SEQ_MOD
+    const slot = seq % this.size
+    if (ahead !== 0 && ahead < HALF) {
+      // Beyond what arrived of that boot: its tail, late. The window moves on, no hole tracked.
+      const clear = Math.min(ahead, this.size)
+      if (prev.digests) for (let k = 1; k <= clear; k++) prev.digests[(prev.high + k) % this.size] = 0
+      prev.high = seq
+      prev.highTs = Math.max(prev.highTs, ts)
+    } else if (ahead === 0 || (prev.digests && this.inWindow(prev.high, seq) && prev.digests[slot] !== 0)) {
+      return 'conflict'
+    }
+    if (prev.digests && this.inWindow(prev.high, seq)) prev.digests[slot] = id
+    return this.fill(seq, ts) ? 'accept' : 'late'
+  }
+
+  private startBoot(seq: number, ts: number, id: number): void {
+    this.digests = new Uint32Array(this.size)
     this.high = seq
     this.highTs = ts
+    this.bootSeq = seq
     this.bootTs = ts
     this.expectReboot = false
-    this.set(this.bits, seq, true)
+    this.digests[seq % this.size] = id
   }
 
-  private reboot(seq: number, ts: number): SeqVerdict {
-    this.prev = { high: this.high, bootTs: this.bootTs, bits: this.bits.slice() }
-    this.startBoot(seq, ts)
+  private reboot(seq: number, ts: number, id: number): SeqVerdict {
+    const lastTs = this.highTs
+    this.prev = {
+      high: this.high,
+      highTs: this.highTs,
+      bootSeq: this.bootSeq,
+      bootTs: this.bootTs,
+      digests: this.digests,
+    }
+    this.startBoot(seq, ts, id)
+    // The new boot started at 0: what came before this first arrival is a hole (late or lost).
+    if (seq > 0 && seq < this.size) {
+      this.missing.push({ from: 0, to: seq - 1, fromTs: lastTs, toTs: ts, since: Date.now() })
+    }
     return 'accept'
   }
 
-  private advance(seq: number, ts: number, ahead: number, now: number): void {
+  private advance(seq: number, ts: number, id: number, ahead: number, now: number): void {
     const clear = Math.min(ahead, this.size)
-    for (let k = 1; k <= clear; k++) this.set(this.bits, (this.high + k) % SEQ_MOD, false)
-    this.set(this.bits, seq, true)
+    for (let k = 1; k <= clear; k++) this.digests[(this.high + k) % this.size] = 0
+    this.digests[seq % this.size] = id
     if (ahead > 1) {
       this.missing.push({
         from: (this.high + 1) % SEQ_MOD,
@@ -142,19 +212,30 @@ export class SeqWindow {
     this.high = seq
     this.highTs = ts
     this.expectReboot = false
+    // The previous boot's digests are kept while its copies may still come: one window's worth.
+    if (this.prev?.digests && (seq - this.bootSeq + SEQ_MOD) % SEQ_MOD >= this.size) this.prev.digests = null
   }
 
-  /** A late seq fills (part of) a hole. */
-  private fill(seq: number, ts: number): void {
-    const within = (r: MissingRange) =>
-      (seq - r.from + SEQ_MOD) % SEQ_MOD <= (r.to - r.from + SEQ_MOD) % SEQ_MOD
-    const index = this.missing.findIndex(within)
-    if (index < 0) return
+  /** The index of the hole holding (seq, ts), or −1: the seq inside it, the ts between its ends. */
+  private holeOf(seq: number, ts: number): number {
+    return this.missing.findIndex(
+      (r) =>
+        (seq - r.from + SEQ_MOD) % SEQ_MOD <= (r.to - r.from + SEQ_MOD) % SEQ_MOD &&
+        ts >= r.fromTs &&
+        ts <= r.toTs,
+    )
+  }
+
+  /** A late seq fills (part of) a hole; false when it is in none. */
+  private fill(seq: number, ts: number): boolean {
+    const index = this.holeOf(seq, ts)
+    if (index < 0) return false
     const r = this.missing[index] as MissingRange
     const pieces: MissingRange[] = []
     if (seq !== r.from) pieces.push({ ...r, to: (seq - 1 + SEQ_MOD) % SEQ_MOD, toTs: ts })
     if (seq !== r.to) pieces.push({ ...r, from: (seq + 1) % SEQ_MOD, fromTs: ts })
     this.missing.splice(index, 1, ...pieces)
+    return true
   }
 
   /** Holes older than the grace period: they are gaps now, and are forgotten here. */
@@ -169,32 +250,51 @@ export class SeqWindow {
   }
 
   toState(): SeqWindowState {
+    const p = this.prev
     return {
+      version: 2,
       high: this.high,
       highTs: this.highTs,
+      bootSeq: this.bootSeq,
       bootTs: this.bootTs,
-      bits: Buffer.from(this.bits).toString('base64'),
+      digests: encode(this.digests),
       missing: this.missing,
-      prev: this.prev && { ...this.prev, bits: Buffer.from(this.prev.bits).toString('base64') },
+      prev: p && { ...p, digests: p.digests && encode(p.digests) },
       uptime: this.uptime,
       expectReboot: this.expectReboot,
     }
   }
 
-  static fromState(size: number, state: SeqWindowState | null | undefined): SeqWindow {
+  static fromState(size: number, state: Partial<SeqWindowState> | null | undefined): SeqWindow {
     const w = new SeqWindow(size)
     if (!state || typeof state.high !== 'number') return w
-    const bits = (b64: string) => {
+    const digests = (b64: string | null | undefined) => {
+      if (typeof b64 !== 'string') return new Uint32Array(size)
       const raw = Buffer.from(b64, 'base64')
-      // A window saved with another size cannot be reused bit for bit: start its bitmap afresh.
-      return raw.length === size / 8 ? new Uint8Array(raw) : new Uint8Array(size / 8)
+      // A window saved with another size (or the bitmap of version 1) starts afresh: a copy then
+      // passes as new, and the store's key (device, t0, seq) still keeps it from counting twice.
+      if (raw.length !== size * 4) return new Uint32Array(size)
+      const out = new Uint32Array(size)
+      out.set(new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)))
+      return out
     }
+    const v2 = state.version === 2
     w.high = state.high
-    w.highTs = state.highTs
-    w.bootTs = state.bootTs
-    w.bits = bits(state.bits)
+    w.highTs = state.highTs ?? 0
+    w.bootTs = state.bootTs ?? 0
+    w.bootSeq = state.bootSeq ?? state.high
+    w.digests = digests(v2 ? state.digests : null)
     w.missing = Array.isArray(state.missing) ? state.missing : []
-    w.prev = state.prev ? { ...state.prev, bits: bits(state.prev.bits) } : null
+    const p = state.prev
+    w.prev = p
+      ? {
+          high: p.high,
+          highTs: p.highTs ?? p.bootTs ?? 0,
+          bootSeq: p.bootSeq ?? 0,
+          bootTs: p.bootTs ?? 0,
+          digests: v2 && p.digests ? digests(p.digests) : null,
+        }
+      : null
     w.uptime = state.uptime ?? null
     w.expectReboot = Boolean(state.expectReboot)
     return w

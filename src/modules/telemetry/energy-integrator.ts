@@ -6,11 +6,19 @@ export interface PowerSample {
   q?: number
 }
 
-/** How samples become energy: epoch-aligned intervals, the longest gap bridged, and seq gaps never crossed. */
+/**
+ * How samples become energy: epoch-aligned intervals, and time alone decides continuity (a seq
+ * hole between samples continuous in time changes nothing: PROTOCOL.md).
+ */
 export interface IntegrationOptions {
   intervalMs: number
+  /** Samples at most this far apart are continuous: the earlier holds until the later. */
   maxGapMs: number
-  /** Seq gaps (a message lost on every broker): never integrate across [from, to]. */
+  /** The sampling cadence: the last sample of a run (before a gap, or the last of all) holds this long. */
+  cadenceMs?: number
+  /** Only energy inside [from, to) counts (a window's edge cutting an interval). */
+  clip?: { from: number; to: number }
+  /** Seq gaps: never integrate across [from, to]. Kept for callers that ask; the service does not. */
   breaks?: ReadonlyArray<{ from: number; to: number }>
 }
 
@@ -76,31 +84,39 @@ function mergeBreaks(breaks: IntegrationOptions['breaks']): { from: number; to: 
 }
 
 /**
- * Integrates power into energy per epoch-aligned interval (left rectangles: sample i holds over
- * [t_i, t_{i+1}) when that gap is ≤ maxGapMs and no break overlaps (t_i, t_{i+1}); the last sample of a
- * run adds nothing). P > 0 goes to import_wh, P < 0 to export_wh as a positive number; S and Q only
- * from samples that carry them (null when none did). Returns the intervals with coverage, ascending.
+ * Integrates power into energy per epoch-aligned interval. Each sample stands for its span:
+ * until the next sample when that one is at most maxGapMs later, else for one cadence (so a run of
+ * N samples at cadence Δ is Σ Pᵢ·Δ, the last sample included); a span crossing an interval
+ * boundary is split pro rata. P > 0 goes to import_wh, P < 0 to export_wh as a positive number;
+ * S and Q only from samples that carry them (null when none did). Returns the intervals with
+ * coverage, ascending.
  */
 export function integrateEnergy(
   samples: readonly PowerSample[],
   options: IntegrationOptions,
 ): EnergyInterval[] {
   const { intervalMs, maxGapMs } = options
+  const cadenceMs = options.cadenceMs ?? 0
   positive('intervalMs', intervalMs)
   if (Number.isNaN(maxGapMs) || maxGapMs < 0) throw new RangeError(`maxGapMs must be ≥ 0 (got ${maxGapMs})`)
+  if (!(cadenceMs >= 0)) throw new RangeError(`cadenceMs must be ≥ 0 (got ${cadenceMs})`)
   const sorted = normalize(samples)
   const breaks = mergeBreaks(options.breaks)
+  const clipFrom = options.clip?.from ?? Number.NEGATIVE_INFINITY
+  const clipTo = options.clip?.to ?? Number.POSITIVE_INFINITY
   // Energies are summed in W·ms per interval and turned into Wh once, at the end
   const rows = new Map<number, EnergyInterval>()
   let next = 0
-  for (let i = 0; i + 1 < sorted.length; i++) {
+  for (let i = 0; i < sorted.length; i++) {
     const { t: t0, p, s, q } = sorted[i] as PowerSample
-    const t1 = (sorted[i + 1] as PowerSample).t
-    if (t1 - t0 > maxGapMs) continue
+    const after = sorted[i + 1]?.t
+    let end = after !== undefined && after - t0 <= maxGapMs ? after : t0 + cadenceMs
+    if (after !== undefined && end > after) end = after
     while (next < breaks.length && (breaks[next] as { to: number }).to <= t0) next++
     const pending = breaks[next]
-    if (pending && pending.from < t1) continue
-    for (let from = t0; from < t1; ) {
+    if (pending && pending.from < end) end = Math.min(end, t0 + cadenceMs, Math.max(t0, pending.from))
+    const t1 = Math.min(end, clipTo)
+    for (let from = Math.max(t0, clipFrom); from < t1; ) {
       const start = Math.floor(from / intervalMs) * intervalMs
       const to = Math.min(t1, start + intervalMs)
       const dt = to - from

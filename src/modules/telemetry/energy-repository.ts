@@ -1,9 +1,10 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { EnergyInterval } from './energy-integrator.ts'
+import { clampTime } from './time-range.ts'
 
 type Db = Kysely<Database>
-const iso = (t: number) => new Date(t).toISOString()
+const iso = (t: number) => new Date(clampTime(t)).toISOString()
 
 export interface GapRecord {
   devicePk: number
@@ -49,7 +50,7 @@ export function dirtyIntervals(
   let q = db
     .selectFrom('energy_dirty')
     .select(['device_pk', 'start', sql<string>`marked_at::text`.as('marked_at')])
-    .where('start', '<', new Date(options.before))
+    .where('start', '<', new Date(clampTime(options.before)))
   if (options.devicePk !== undefined) q = q.where('device_pk', '=', options.devicePk)
   // The database's clock, as marked_at is (the server's may differ on another host).
   if (options.quietForS !== undefined)
@@ -117,8 +118,8 @@ export async function readIntervals(
     .selectFrom('energy_intervals')
     .selectAll()
     .where('device_pk', '=', devicePk)
-    .where('start', '>=', new Date(start))
-    .where('start', '<', new Date(stop))
+    .where('start', '>=', new Date(clampTime(start)))
+    .where('start', '<', new Date(clampTime(stop)))
     .orderBy('start')
     .execute()
   return rows.map((r) => ({
@@ -173,4 +174,93 @@ export async function gapBreaks(db: Db, ranges: DeviceRange[]): Promise<{ from: 
     out[Number(r.k) - 1]?.push({ from: new Date(r.from_ts).getTime(), to: new Date(r.to_ts).getTime() })
   }
   return out
+}
+
+const SEQ_MOD = 2 ** 32
+
+/** A late message: it may fill (part of) a recorded seq gap of its device. */
+export interface LateSeq {
+  devicePk: number
+  seq: number
+  ts: number
+}
+
+/** What late messages filled of a device's recorded gaps, and how many missing seqs remain. */
+export interface GapFill {
+  devicePk: number
+  filled: number[]
+  remaining: number
+}
+
+const inside = (seq: number, from: number, to: number) =>
+  (seq - from + SEQ_MOD) % SEQ_MOD <= (to - from + SEQ_MOD) % SEQ_MOD
+
+/**
+ * Takes late messages out of the recorded gaps they fall in (seq inside, envelope ts between the
+ * gap's ends): a gap row is replaced by what is still missing of it. One read, one delete and one
+ * insert for the whole batch; devices whose late messages filled nothing are not reported.
+ */
+export async function fillGaps(db: Db, late: LateSeq[]): Promise<GapFill[]> {
+  if (late.length === 0) return []
+  const pks = [...new Set(late.map((l) => l.devicePk))]
+  const rows = await db.selectFrom('seq_gaps').selectAll().where('device_pk', 'in', pks).execute()
+  type Piece = { from: number; to: number; fromTs: number; toTs: number }
+  const byDevice = new Map<number, { id: number | null; piece: Piece }[]>()
+  for (const r of rows) {
+    const list = byDevice.get(r.device_pk) ?? []
+    const piece = {
+      from: Number(r.from_seq),
+      to: Number(r.to_seq),
+      fromTs: new Date(r.from_ts).getTime(),
+      toTs: new Date(r.to_ts).getTime(),
+    }
+    list.push({ id: Number(r.id), piece })
+    byDevice.set(r.device_pk, list)
+  }
+  const doomed = new Set<number>()
+  const fills = new Map<number, number[]>()
+  for (const l of late) {
+    const list = byDevice.get(l.devicePk)
+    const index = list?.findIndex(
+      ({ piece: g }) => inside(l.seq, g.from, g.to) && l.ts >= g.fromTs && l.ts <= g.toTs,
+    )
+    if (!list || index === undefined || index < 0) continue
+    const { id, piece: g } = list[index] as { id: number | null; piece: Piece }
+    if (id !== null) doomed.add(id)
+    const pieces: { id: null; piece: Piece }[] = []
+    if (l.seq !== g.from)
+      pieces.push({ id: null, piece: { ...g, to: (l.seq - 1 + SEQ_MOD) % SEQ_MOD, toTs: l.ts } })
+    if (l.seq !== g.to) pieces.push({ id: null, piece: { ...g, from: (l.seq + 1) % SEQ_MOD, fromTs: l.ts } })
+    list.splice(index, 1, ...pieces)
+    fills.set(l.devicePk, [...(fills.get(l.devicePk) ?? []), l.seq])
+  }
+  if (fills.size === 0) return []
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .deleteFrom('seq_gaps')
+      .where('id', 'in', [...doomed])
+      .execute()
+    const fresh: GapRecord[] = []
+    for (const pk of fills.keys()) {
+      for (const { id, piece } of byDevice.get(pk) ?? []) {
+        if (id === null)
+          fresh.push({
+            devicePk: pk,
+            fromSeq: piece.from,
+            toSeq: piece.to,
+            fromTs: piece.fromTs,
+            toTs: piece.toTs,
+          })
+      }
+    }
+    await insertGaps(trx, fresh)
+  })
+  return [...fills].map(([devicePk, filled]) => ({
+    devicePk,
+    filled,
+    remaining: (byDevice.get(devicePk) ?? []).reduce(
+      (n, { piece }) => n + ((piece.to - piece.from + SEQ_MOD) % SEQ_MOD) + 1,
+      0,
+    ),
+  }))
 }

@@ -2,14 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errors, IsoTime, Nullable } from '../../platform/schemas.ts'
 import { DeviceParams, type DevicesService } from '../devices/index.ts'
-import {
-  BUCKET_MS,
-  type EnergyInterval,
-  type EnergyTotals,
-  sumIntervals,
-  totals,
-} from './energy-integrator.ts'
+import { checkZone, ENERGY_PERIODS, type EnergyPeriod, MAX_ROWS } from './calendar.ts'
+import type { EnergyTotals } from './energy-integrator.ts'
 import type { EnergyService } from './energy-service.ts'
+import { energyWindow } from './energy-window.ts'
 import { parseWindow } from './routes.ts'
 import { TIME_POINT_HELP } from './time-range.ts'
 
@@ -17,8 +13,22 @@ const EnergyQuery = Type.Object({
   start: Type.String({ default: '-24h', maxLength: 40, description: TIME_POINT_HELP }),
   stop: Type.String({ default: 'now()', maxLength: 40, description: TIME_POINT_HELP }),
   interval: Type.Union(
-    Object.keys(BUCKET_MS).map((k) => Type.Literal(k)),
-    { default: '1h', description: 'load-profile period: 5m, 15m, 1h or 1d' },
+    ENERGY_PERIODS.map((k) => Type.Literal(k)),
+    {
+      default: '1h',
+      description: `load-profile period: 5m, 15m, 1h (epoch-aligned), 1d or 1mo (calendar, in tz); at most ${MAX_ROWS} rows`,
+    },
+  ),
+  tz: Type.String({
+    default: 'UTC',
+    maxLength: 64,
+    pattern: '^[A-Za-z0-9_+\\-/]+$',
+    description: 'IANA time zone of 1d and 1mo periods (days of 23 or 25 h where the clock changes)',
+  }),
+  format: Type.Optional(
+    Type.Union([Type.Literal('json'), Type.Literal('csv')], {
+      description: 'csv: one line per interval, for billing tools (also with Accept: text/csv)',
+    }),
   ),
 })
 
@@ -28,21 +38,26 @@ const Registers = {
   net_kwh: Type.Number({ description: 'import − export' }),
   apparent_kvah: Nullable(Type.Number()),
   reactive_kvarh: Nullable(Type.Number()),
-  coverage: Type.Number({ description: 'share of the period with data, 0..1' }),
+  coverage: Type.Number({ description: 'seconds with data ÷ seconds of the period, 0..1' }),
+  final: Type.Boolean({
+    description:
+      'false while the values may still change (inside the grace period, or next to an open seq gap)',
+  }),
 }
-const ProfileRow = Type.Object({ start: IsoTime, ...Registers })
+const ProfileRow = Type.Object({ start: IsoTime, end: IsoTime, ...Registers })
 const EnergyAnswer = Type.Object({
   device_id: Type.String(),
   start: IsoTime,
   stop: IsoTime,
   interval: Type.String(),
+  tz: Type.String(),
   rows: Type.Array(ProfileRow),
   totals: Type.Object(Registers),
 })
 
 const kilo = (v: number | null) => (v === null ? null : v / 1000)
 
-function registers(r: EnergyTotals, periodMs: number) {
+function registers(r: EnergyTotals & { final: boolean }, periodMs: number) {
   return {
     import_kwh: r.import_wh / 1000,
     export_kwh: r.export_wh / 1000,
@@ -50,7 +65,16 @@ function registers(r: EnergyTotals, periodMs: number) {
     apparent_kvah: kilo(r.apparent_vah),
     reactive_kvarh: kilo(r.reactive_varh),
     coverage: periodMs > 0 ? Math.min(1, r.covered_ms / periodMs) : 0,
+    final: r.final,
   }
+}
+
+const CSV_COLUMNS = ['start', 'end', ...Object.keys(Registers)] as const
+
+/** The answer as CSV: a header line, then one line per row (empty cell for null). */
+function toCsv(rows: Record<string, unknown>[]): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? '' : String(v))
+  return `${[CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((c) => cell(r[c])).join(','))].join('\r\n')}\r\n`
 }
 
 /** GET /api/devices/{device_id}/energy: load profile (traction vs regenerated) with coverage. */
@@ -63,27 +87,50 @@ export const energyRoutes: FastifyPluginAsyncTypebox<{
     {
       schema: {
         tags: ['telemetry'],
-        summary: 'Energy load profile and totals of a device',
+        summary: 'Energy load profile and totals of a device, exactly over [start, stop)',
+        description:
+          'Rows are the periods of the window, clipped to it (empty ones listed with zeros). JSON, or CSV with format=csv or Accept: text/csv.',
         params: DeviceParams,
         querystring: EnergyQuery,
-        response: { 200: EnergyAnswer, ...errors(400, 404) },
+        response: {
+          200: {
+            content: {
+              'application/json': { schema: EnergyAnswer },
+              'text/csv': { schema: Type.String({ description: 'header line, then one line per row' }) },
+            },
+          },
+          ...errors(400, 404),
+        },
       },
     },
-    async (request) => {
-      const { start, stop } = parseWindow(request.query)
-      const interval = request.query.interval as keyof typeof BUCKET_MS
-      const bucket = BUCKET_MS[interval]
+    async (request, reply) => {
+      const now = Date.now()
+      const { start, stop } = parseWindow(request.query, now)
+      const period = request.query.interval as EnergyPeriod
+      const tz = request.query.tz
+      checkZone(tz)
       const device = await devices.get(request.params.device_id)
-      const alignedStart = Math.floor(start / bucket) * bucket
-      const stored: EnergyInterval[] = await energy.intervals(device.id, alignedStart, stop)
-      const rows = sumIntervals(stored, bucket)
+      const window = await energyWindow(energy, device.id, { start, stop, period, tz, now })
+      const rows = window.rows.map((r) => ({
+        start: new Date(r.start).toISOString(),
+        end: new Date(r.end).toISOString(),
+        ...registers(r, r.end - r.start),
+      }))
+      const csv =
+        request.query.format === 'csv' ||
+        (request.query.format === undefined && /\btext\/csv\b/.test(request.headers.accept ?? ''))
+      if (csv) {
+        reply.type('text/csv; charset=utf-8')
+        return toCsv(rows)
+      }
       return {
         device_id: device.device_id,
-        start: new Date(alignedStart).toISOString(),
+        start: new Date(start).toISOString(),
         stop: new Date(stop).toISOString(),
-        interval,
-        rows: rows.map((r) => ({ start: new Date(r.start).toISOString(), ...registers(r, bucket) })),
-        totals: registers(totals(stored), stop - alignedStart),
+        interval: period,
+        tz,
+        rows,
+        totals: registers(window.totals, stop - start),
       }
     },
   )

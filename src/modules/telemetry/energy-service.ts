@@ -8,15 +8,34 @@ import { type EnergyInterval, emptyInterval, integrateEnergy } from './energy-in
 import * as repo from './energy-repository.ts'
 import type { TelemetryStore } from './store.ts'
 
+/** How far before a range a sample may lie and still hold into it. */
+const lookback = (t: DeviceTiming) => Math.max(t.maxGapMs, t.cadenceMs)
+
 /** Marks recomputed per round: all their devices together, in a constant number of queries. */
 const CHUNK = 500
+
+export interface DeviceTiming {
+  cadenceMs: number
+  maxGapMs: number
+}
+
+/** A piece of a window computed from the samples (an edge that cuts a register). */
+export interface EnergyPiece {
+  from: number
+  to: number
+}
 
 export interface EnergyOptions {
   db: Kysely<Database>
   store: TelemetryStore
   intervalMs: number
-  /** Per device: ENERGY_MAX_GAP_S when set, else 5 × its sampling cadence; an entry for every pk asked. */
-  maxGapMsMany: (devicePks: number[]) => Promise<Map<number, number>>
+  /**
+   * Per device: its sampling cadence, and the longest gap still continuous (ENERGY_MAX_GAP_S when
+   * set, else 5 × the cadence); an entry for every pk asked.
+   */
+  timingMany: (devicePks: number[]) => Promise<Map<number, DeviceTiming>>
+  /** INGEST_GAP_GRACE_MS: an interval ending less than this ago may still receive data. */
+  graceMs?: number
   log: FastifyBaseLogger
   /** How long after an interval ends it is considered complete and computed in the background. */
   settleMs?: number
@@ -108,22 +127,18 @@ export class EnergyService {
       starts.push(new Date(r.start).getTime())
       startsOf.set(r.device_pk, starts)
     }
-    const maxGaps = await this.o.maxGapMsMany([...startsOf.keys()])
+    const timings = await this.o.timingMany([...startsOf.keys()])
     const runs = [...startsOf].flatMap(([pk, starts]) => {
-      const maxGapMs = maxGaps.get(pk)
-      if (maxGapMs === undefined) throw new Error(`no max gap for device ${pk}`)
-      return dirtyRuns(pk, starts, I, maxGapMs)
+      const timing = timings.get(pk)
+      if (timing === undefined) throw new Error(`no timing for device ${pk}`)
+      return dirtyRuns(pk, starts, I, lookback(timing))
     })
-    const [samples, breaks] = await Promise.all([
-      this.o.store.powerSamplesMany(runs.map((r) => ({ devicePk: r.devicePk, start: r.from, stop: r.to }))),
-      repo.gapBreaks(this.o.db, runs),
-    ])
+    const samples = await this.o.store.powerSamplesMany(
+      runs.map((r) => ({ devicePk: r.devicePk, start: r.from, stop: r.to })),
+    )
     const rows = runs.flatMap((run, i) => {
-      const computed = integrateEnergy(samples[i] ?? [], {
-        intervalMs: I,
-        maxGapMs: run.maxGapMs,
-        breaks: breaks[i],
-      })
+      const timing = timings.get(run.devicePk) as DeviceTiming
+      const computed = integrateEnergy(samples[i] ?? [], { intervalMs: I, ...timing })
       const byStart = new Map(computed.map((c) => [c.start, c]))
       return run.starts.map((start) => ({
         devicePk: run.devicePk,
@@ -142,6 +157,44 @@ export class EnergyService {
       Math.floor(start / this.o.intervalMs) * this.o.intervalMs,
       stop,
     )
+  }
+
+  /** The registers of arbitrary pieces of one device's time, computed from the samples. */
+  async pieces(devicePk: number, pieces: EnergyPiece[]): Promise<EnergyInterval[]> {
+    if (pieces.length === 0) return []
+    const timing = (await this.o.timingMany([devicePk])).get(devicePk) as DeviceTiming
+    const back = lookback(timing)
+    const samples = await this.o.store.powerSamplesMany(
+      pieces.map((p) => ({ devicePk, start: p.from - back, stop: p.to + timing.maxGapMs + 1 })),
+    )
+    return pieces.map((p, i) => {
+      const options = { ...timing, intervalMs: p.to - p.from, clip: p }
+      const rows = integrateEnergy(samples[i] ?? [], options).filter((r) => r.covered_ms > 0)
+      const sum = emptyInterval(p.from)
+      for (const r of rows) {
+        sum.import_wh += r.import_wh
+        sum.export_wh += r.export_wh
+        if (r.apparent_vah !== null) sum.apparent_vah = (sum.apparent_vah ?? 0) + r.apparent_vah
+        if (r.reactive_varh !== null) sum.reactive_varh = (sum.reactive_varh ?? 0) + r.reactive_varh
+        sum.covered_ms += r.covered_ms
+      }
+      return sum
+    })
+  }
+
+  /** The time ranges of a device's recorded seq gaps touching [start, stop): data may still come. */
+  openGaps(devicePk: number, start: number, stop: number): Promise<{ from: number; to: number }[]> {
+    return repo.gapBreaks(this.o.db, [{ devicePk, from: start, to: stop }]).then((r) => r[0] ?? [])
+  }
+
+  /** How long after its end an interval may still receive data in the ordinary course. */
+  get graceMs(): number {
+    return this.o.graceMs ?? 30_000
+  }
+
+  /** The register interval, ms. */
+  get intervalMs(): number {
+    return this.o.intervalMs
   }
 
   start(everyMs: number): void {

@@ -31,6 +31,7 @@ export { gapRecorded, type SeqRun, storedSeqs } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 export { parseDuration, parseTimePoint } from './time-range.ts'
+export { isAbsurd, toBaseUnit } from './units.ts'
 
 export interface TelemetryModuleOptions {
   db: Kysely<Database>
@@ -65,13 +66,15 @@ export function createTelemetryModule({ db, devices, config, log, energySettleMs
     store,
     log,
     intervalMs: parseDuration(config.ENERGY_INTERVAL) as number,
-    maxGapMsMany: async (pks) => {
+    graceMs: config.INGEST_GAP_GRACE_MS,
+    timingMany: async (pks) => {
       const fixed = config.ENERGY_MAX_GAP_S
-      if (fixed) return new Map(pks.map((pk) => [pk, fixed * 1000]))
       const configs = await devices.configsByPk(pks)
       const cadence = (pk: number) =>
         Number(configs.get(pk)?.sampling_cadence_ms ?? DEFAULT_DEVICE_CONFIG.sampling_cadence_ms)
-      return new Map(pks.map((pk) => [pk, 5 * cadence(pk)]))
+      return new Map(
+        pks.map((pk) => [pk, { cadenceMs: cadence(pk), maxGapMs: fixed ? fixed * 1000 : 5 * cadence(pk) }]),
+      )
     },
   })
   const service = new TelemetryService(db, store, energy)

@@ -29,7 +29,11 @@ function aggregate(fn: string): ParameterizedQuery {
   return AGGREGATES[fn as AggregateFn]
 }
 
-const at = (ms: number) => fluxDateTime(new Date(ms).toISOString())
+/** InfluxDB keeps int64 nanoseconds: 1677-09-21 to 2262-04-11. A range beyond is clamped to it. */
+const INFLUX_MIN_MS = -9_223_372_036_854
+const INFLUX_MAX_MS = 9_223_372_036_854
+const at = (ms: number) =>
+  fluxDateTime(new Date(Math.min(INFLUX_MAX_MS, Math.max(INFLUX_MIN_MS, ms))).toISOString())
 
 /** The `value` field of one device in [start, stop). */
 function deviceRange(bucket: string, deviceId: string, start: number, stop: number): ParameterizedQuery {

@@ -39,6 +39,25 @@ export const RANGES: Record<StoredType, readonly [number, number]> = {
   battery: [0, 60],
 }
 
+/** Optional types a meter may send (PROTOCOL.md): kept in the row's `other` column. */
+export const OPTIONAL_TYPES = ['power_reactive', 'phase_angle'] as const
+
+/**
+ * Beyond these magnitudes (PROTOCOL.md ranges × 10) a finite value is physically absurd: a
+ * broken sensor or encoder. It is stored and flagged, but never enters power or energy, so no
+ * product of two readings can overflow (1e308 V × 1e308 A).
+ */
+export const ABSURD_LIMITS: Record<string, number> = {
+  voltage_dc: 40_000,
+  current_dc: 50_000,
+  voltage_ac: 300_000,
+  current_ac: 20_000,
+  frequency: 650,
+  pf: 10,
+  power_reactive: 1e9,
+  phase_angle: 180,
+}
+
 export const UNITS: Record<StoredType | DerivedType, string> = {
   voltage_dc: 'V',
   current_dc: 'A',

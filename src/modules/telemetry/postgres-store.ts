@@ -2,15 +2,24 @@ import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
 import { parseFloat8Array } from './float8-array.ts'
-import { isStoredType } from './measurement-types.ts'
+import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
+import { type DerivedPower, derivePower } from './power.ts'
 import { RecordsInsert } from './records-insert.ts'
-import type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+import type {
+  AggregateFn,
+  PowerRange,
+  PowerSample,
+  SeriesPoint,
+  SeriesQuery,
+  TelemetryStore,
+} from './store.ts'
+import { clampTime } from './time-range.ts'
 import { insertAsValues } from './values-insert.ts'
 
 /** The widest span of samples one datagram may cover (send interval ≤ 3600 s), for range scans on t0. */
 const MAX_SPAN_MS = 3_660_000
 
-const iso = (t: number) => new Date(t).toISOString()
+const iso = (t: number) => new Date(clampTime(t)).toISOString()
 
 export interface PostgresStoreOptions {
   /**
@@ -24,22 +33,11 @@ export interface PostgresStoreOptions {
 /** Epoch-ms time of sample i (1-based) of a telemetry row, as SQL. */
 const sampleTime = sql`(date_part('epoch', t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms))`
 
-/** P: DC V × I wins when present (as derivePower does); AC only with a PF inside −1…1. */
-const ACTIVE_POWER = sql`coalesce(u.vdc * u.idc, case when u.pf between -1 and 1 then u.vac * u.iac * u.pf end)`
-
 /** The value expression of a metric over the unnested columns of a row. */
 function valueSource(metric: string): { unnest: RawBuilder<unknown>; value: RawBuilder<unknown> } {
+  // Derived powers never come here: they are computed by derivePower (query() below).
   if (isStoredType(metric)) {
     return { unnest: sql`unnest(${sql.ref(`t.${metric}`)}) with ordinality as u(v, i)`, value: sql`u.v` }
-  }
-  const power = sql`unnest(t.voltage_dc, t.current_dc, t.voltage_ac, t.current_ac, t.pf)
-    with ordinality as u(vdc, idc, vac, iac, pf, i)`
-  if (metric === 'power_active') return { unnest: power, value: ACTIVE_POWER }
-  if (metric === 'power_apparent') return { unnest: power, value: sql`u.vac * u.iac` }
-  if (metric === 'power_reactive') {
-    // greatest() ignores nulls, so guard: no reactive power where there is no AC apparent power.
-    const q = sql`case when u.vac * u.iac * u.pf is not null and u.pf between -1 and 1 then sqrt(greatest((u.vac * u.iac) ^ 2 - (${ACTIVE_POWER}) ^ 2, 0)) end`
-    return { unnest: power, value: q }
   }
   // Any other type lives in the jsonb column.
   return {
@@ -67,13 +65,21 @@ type PowerRow = Omit<PowerArrays, ElectricalColumn> & Record<ElectricalColumn, s
 
 const float8s = (text: string | null) => (text === null ? null : parseFloat8Array(text))
 
-const at = (values: (number | null)[] | null, i: number): number | null => values?.[i] ?? null
+const at = (values: (number | null)[] | null, i: number): number | undefined => values?.[i] ?? undefined
 
 /**
- * The power samples of one row inside the range, as ACTIVE_POWER computes them in SQL: DC V × I
- * when both are there, else AC V × I × PF with a PF inside −1…1; samples without P are left out.
+ * The power samples of one row inside the range, each derived by derivePower (power.ts): the one
+ * definition of P/S/Q every store uses. Samples without P are left out.
  */
 function unpackPower(row: PowerArrays, range: PowerRange, into: PowerSample[]): void {
+  eachSample(row, range, (t, power) => {
+    if (power.power_active === undefined) return
+    into.push({ t, p: power.power_active, s: power.power_apparent, q: power.power_reactive })
+  })
+}
+
+/** Every sample of a row inside the range with its derived powers. */
+function eachSample(row: PowerArrays, range: PowerRange, visit: (t: number, power: DerivedPower) => void) {
   const t0 = Number(row.t0)
   const step = row.step_ms === null ? null : Number(row.step_ms)
   // Like unnest() of several arrays: as many samples as the longest (a null array counts as empty).
@@ -83,28 +89,35 @@ function unpackPower(row: PowerArrays, range: PowerRange, into: PowerSample[]): 
     if (offset === undefined || offset === null) continue
     const t = t0 + Number(offset)
     if (t < range.start || t >= range.stop) continue
-    const vdc = at(row.vdc, i)
-    const idc = at(row.idc, i)
-    const vac = at(row.vac, i)
-    const iac = at(row.iac, i)
-    const pf = at(row.pf, i)
-    let p: number | null = vdc !== null && idc !== null ? vdc * idc : null
-    if (p === null && pf !== null && pf >= -1 && pf <= 1 && vac !== null && iac !== null) p = vac * iac * pf
-    if (p === null) continue
-    if (vac === null || iac === null) {
-      into.push({ t, p })
-      continue
-    }
-    const s = vac * iac
-    into.push({ t, p, s, q: Math.sqrt(Math.max(s * s - p * p, 0)) })
+    visit(
+      t,
+      derivePower({
+        voltage_dc: at(row.vdc, i),
+        current_dc: at(row.idc, i),
+        voltage_ac: at(row.vac, i),
+        current_ac: at(row.iac, i),
+        pf: at(row.pf, i),
+      }),
+    )
   }
 }
 
+/** Aggregates of a window of derived values, as the SQL ones below compute them. */
+const JS_AGGREGATES: Record<AggregateFn, (values: number[]) => number> = {
+  mean: (v) => v.reduce((a, b) => a + b, 0) / v.length,
+  min: (v) => v.reduce((a, b) => Math.min(a, b)),
+  max: (v) => v.reduce((a, b) => Math.max(a, b)),
+  sum: (v) => v.reduce((a, b) => a + b, 0),
+  count: (v) => v.length,
+  last: (v) => v[v.length - 1] as number,
+}
+
 const AGGREGATES = {
-  mean: sql`avg(value)`,
+  // In numeric, clamped back to float8: float8 sums of huge readings overflow (an error, a 500).
+  mean: sql`greatest(least(avg(value::numeric), 1e308), -1e308)::float8`,
   min: sql`min(value)`,
   max: sql`max(value)`,
-  sum: sql`sum(value)`,
+  sum: sql`greatest(least(sum(value::numeric), 1e308), -1e308)::float8`,
   count: sql`count(value)::float8`,
   last: sql`(array_agg(value order by time desc))[1]`,
 }
@@ -133,13 +146,14 @@ export class PostgresTelemetryStore implements TelemetryStore {
   }
 
   async query(q: SeriesQuery): Promise<SeriesPoint[]> {
+    if (isDerivedType(q.metric)) return this.derivedQuery(q, q.metric)
     const { unnest, value } = valueSource(q.metric)
     const points = sql`
       select ${sampleTime}::float8 as time, (${value})::float8 as value
       from telemetry t cross join lateral ${unnest}
       where t.device_pk = ${q.devicePk}
-        and t.t0 >= ${new Date(q.start - MAX_SPAN_MS).toISOString()}::timestamptz
-        and t.t0 < ${new Date(q.stop).toISOString()}::timestamptz`
+        and t.t0 >= ${iso(q.start - MAX_SPAN_MS)}::timestamptz
+        and t.t0 < ${iso(q.stop)}::timestamptz`
     const inRange = sql`select * from (${points}) p where time >= ${q.start} and time < ${q.stop} and value is not null`
     let query: RawBuilder<SeriesPoint>
     if (q.everyMs) {
@@ -153,6 +167,29 @@ export class PostgresTelemetryStore implements TelemetryStore {
     return rows.map((r) => ({ time: Number(r.time), value: Number(r.value) }))
   }
 
+  /** A derived power: the rows read as for energy, each sample through derivePower, aggregated here. */
+  private async derivedQuery(q: SeriesQuery, metric: DerivedType): Promise<SeriesPoint[]> {
+    const range = { devicePk: q.devicePk, start: q.start, stop: q.stop }
+    const points: SeriesPoint[] = []
+    for (const row of await this.powerRows([range])) {
+      eachSample(row, range, (time, power) => {
+        const value = power[metric]
+        if (value !== undefined) points.push({ time, value })
+      })
+    }
+    points.sort((a, b) => a.time - b.time)
+    if (!q.everyMs) return points.slice(0, q.limit)
+    const windows = new Map<number, number[]>()
+    for (const p of points) {
+      const start = Math.floor(p.time / q.everyMs) * q.everyMs
+      const values = windows.get(start) ?? []
+      values.push(p.value)
+      windows.set(start, values)
+    }
+    const aggregate = JS_AGGREGATES[q.fn]
+    return [...windows].slice(0, q.limit).map(([time, values]) => ({ time, value: aggregate(values) }))
+  }
+
   async powerSamples(devicePk: number, start: number, stop: number): Promise<PowerSample[]> {
     return (await this.powerSamplesMany([{ devicePk, start, stop }]))[0] as PowerSample[]
   }
@@ -164,7 +201,16 @@ export class PostgresTelemetryStore implements TelemetryStore {
    */
   async powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]> {
     const out = ranges.map((): PowerSample[] => [])
-    if (ranges.length === 0) return out
+    for (const row of await this.powerRows(ranges)) {
+      unpackPower(row, ranges[row.k] as PowerRange, out[row.k] as PowerSample[])
+    }
+    for (const samples of out) samples.sort((a, b) => a.t - b.t)
+    return out
+  }
+
+  /** The telemetry rows with electrical values of each range (k: the range's index), arrays parsed. */
+  private async powerRows(ranges: PowerRange[]): Promise<PowerArrays[]> {
+    if (ranges.length === 0) return []
     // The arrays as text, parsed by parseFloat8Array: the drivers' generic array parsers cost
     // several times more (PostgreSQL prints the same text either way).
     const { rows } = await sql<PowerRow>`
@@ -182,20 +228,15 @@ export class PostgresTelemetryStore implements TelemetryStore {
         -- Most rows after t0_from end before the range: skip the regular ones.
         and (t.offsets_ms is not null or date_part('epoch', t.t0) * 1000 + greatest((t.n - 1) * t.step_ms, 0) >= r.start)
         and (t.voltage_dc is not null or t.voltage_ac is not null)`.execute(this.db)
-    for (const row of rows) {
-      const k = Number(row.k) - 1
-      const arrays: PowerArrays = {
-        ...row,
-        vdc: float8s(row.vdc),
-        idc: float8s(row.idc),
-        vac: float8s(row.vac),
-        iac: float8s(row.iac),
-        pf: float8s(row.pf),
-      }
-      unpackPower(arrays, ranges[k] as PowerRange, out[k] as PowerSample[])
-    }
-    for (const samples of out) samples.sort((a, b) => a.t - b.t)
-    return out
+    return rows.map((row) => ({
+      ...row,
+      k: Number(row.k) - 1,
+      vdc: float8s(row.vdc),
+      idc: float8s(row.idc),
+      vac: float8s(row.vac),
+      iac: float8s(row.iac),
+      pf: float8s(row.pf),
+    }))
   }
 
   async ping(): Promise<void> {

@@ -14,6 +14,8 @@ export interface DerivedPower {
   power_reactive?: number
 }
 
+import { isAbsurd } from './units.ts'
+
 const finite = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
 
 /**
@@ -21,14 +23,17 @@ const finite = (v: number | undefined): v is number => typeof v === 'number' && 
  * AC: S = Vrms × Irms, P = S × PF, Q = √(S² − P²) ≥ 0 (PF carries no inductive/capacitive sign).
  * A quantity whose inputs are missing or non-finite is left out; a PF outside −1…1 gives S only.
  * A sample carrying a complete DC pair is a DC meter's: its AC values, if any, are ignored.
+ * A physically absurd input (units.ts isAbsurd) gives no power at all: never an overflow.
+ * This is the one definition of power: every store (PostgreSQL, InfluxDB) derives P/S/Q with it.
  */
 export function derivePower(values: ElectricalValues): DerivedPower {
   const { voltage_dc, current_dc, voltage_ac, current_ac, pf } = values
   if (finite(voltage_dc) && finite(current_dc)) {
-    const p = voltage_dc * current_dc
-    return finite(p) ? { power_active: p } : {}
+    if (isAbsurd('voltage_dc', voltage_dc) || isAbsurd('current_dc', current_dc)) return {}
+    return { power_active: voltage_dc * current_dc }
   }
   if (!finite(voltage_ac) || !finite(current_ac)) return {}
+  if (isAbsurd('voltage_ac', voltage_ac) || isAbsurd('current_ac', current_ac)) return {}
   const s = voltage_ac * current_ac
   if (!finite(s)) return {}
   if (!finite(pf) || pf < -1 || pf > 1) return { power_apparent: s }

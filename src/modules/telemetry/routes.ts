@@ -5,7 +5,7 @@ import { errors, IsoTime } from '../../platform/schemas.ts'
 import { DeviceParams, type DevicesService } from '../devices/index.ts'
 import { DERIVED_TYPES, STORED_TYPES } from './measurement-types.ts'
 import type { AggregateFn, TelemetryStore } from './store.ts'
-import { parseDuration, parseTimePoint, TIME_POINT_HELP } from './time-range.ts'
+import { EARLIEST, LATEST, parseDuration, parseTimePoint, TIME_POINT_HELP } from './time-range.ts'
 
 const MetricsQuery = Type.Object({
   start: Type.String({ default: '-1h', maxLength: 40, description: TIME_POINT_HELP }),
@@ -33,12 +33,18 @@ const Point = Type.Object({
   value: Type.Number(),
 })
 
+function timePoint(name: 'start' | 'stop', text: string, now: number): number {
+  const t = parseTimePoint(text, now)
+  if (t === undefined) throw badRequest(`${name}: must be ${TIME_POINT_HELP} (got "${text}")`)
+  if (t < EARLIEST || t > LATEST)
+    throw badRequest(`${name}: must lie between 0001-01-01 and 9999-12-31 (got "${text}")`)
+  return t
+}
+
 /** Parses the time window of a query, 400 naming the parameter on anything else. */
 export function parseWindow(query: { start: string; stop: string }, now = Date.now()) {
-  const start = parseTimePoint(query.start, now)
-  if (start === undefined) throw badRequest(`start: must be ${TIME_POINT_HELP} (got "${query.start}")`)
-  const stop = parseTimePoint(query.stop, now)
-  if (stop === undefined) throw badRequest(`stop: must be ${TIME_POINT_HELP} (got "${query.stop}")`)
+  const start = timePoint('start', query.start, now)
+  const stop = timePoint('stop', query.stop, now)
   if (stop <= start) throw badRequest('start must be before stop')
   return { start, stop }
 }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
-import { type GapRecord, insertGaps } from './energy-repository.ts'
+import { fillGaps, type GapFill, type GapRecord, insertGaps, type LateSeq } from './energy-repository.ts'
 import type { EnergyService } from './energy-service.ts'
 import type { TelemetryStore } from './store.ts'
 
@@ -18,6 +18,11 @@ export class TelemetryService {
     if (datagrams.length === 0) return
     await this.store.write(datagrams)
     await this.energy.markDatagrams(datagrams)
+  }
+
+  /** Late messages take their seqs out of the recorded gaps they fall in (see fillGaps). */
+  fillGaps(late: LateSeq[]): Promise<GapFill[]> {
+    return fillGaps(this.db, late)
   }
 
   /** Records seq gaps; energy is recomputed so that no integration bridges them. */

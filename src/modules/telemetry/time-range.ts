@@ -26,3 +26,10 @@ export function parseTimePoint(text: string, now: number): number | undefined {
 }
 
 export const TIME_POINT_HELP = 'now(), a relative duration such as -30m, -24h, -7d, or an ISO 8601 timestamp'
+
+/** The instants the API and the database take: years 1 to 9999. */
+export const EARLIEST = Date.parse('0001-01-01T00:00:00Z')
+export const LATEST = Date.parse('9999-12-31T23:59:59.999Z')
+
+/** An instant moved into [EARLIEST, LATEST]: reads that look a little past a window's edge stay valid SQL. */
+export const clampTime = (t: number) => Math.min(LATEST, Math.max(EARLIEST, t))
