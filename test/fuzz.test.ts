@@ -17,11 +17,28 @@ import { uniqueName } from './helpers/env.ts'
  * pollution keys, SQL/Flux metacharacters. Bounded: the whole file runs in well under a minute.
  * A failure prints fast-check's shrunk counterexample and its seed (re-run with FUZZ_SEED=<seed>).
  */
-const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined
+/**
+ * Fixed seeds, so CI runs the same cases every time; a seed that finds a bug is added here when
+ * it is fixed (the `start=-999999d` 500 of /metrics and /energy, issue 14, was found by a random
+ * seed that was not recorded; its input is now a constant of queryValue below). Plus one random
+ * seed per run, printed, so new ground is covered; FUZZ_SEED=<seed> replays exactly one.
+ */
+const FIXED_SEEDS = [1, 20_261_127, 1_796_400_000, 424_242]
+const RANDOM_SEED = Math.floor(Math.random() * 2 ** 31)
+const SEEDS = process.env.FUZZ_SEED ? [Number(process.env.FUZZ_SEED)] : [...FIXED_SEEDS, RANDOM_SEED]
+process.stdout.write(`# fuzz: seeds ${SEEDS.join(', ')} (the last one random unless FUZZ_SEED is set)\n`)
+
+/** Runs a property once per seed, the runs shared out among them (the total stays about `n`). */
+function eachSeed(n: number, check: (parameters: fc.Parameters<unknown>) => void | Promise<void>) {
+  return (async () => {
+    for (const seed of SEEDS) await check(runs(Math.max(10, Math.ceil(n / SEEDS.length)), seed))
+  })()
+}
+
 /** fast-check parameters; a failure is reported with the input cut short (some inputs are megabytes). */
-const runs = (n: number): fc.Parameters<unknown> => ({
+const runs = (n: number, seed: number): fc.Parameters<unknown> => ({
   numRuns: n,
-  seed: SEED,
+  seed,
   reporter: (out) => {
     if (!out.failed) return
     const input = JSON.stringify(out.counterexample, (_k, v) =>
@@ -330,47 +347,53 @@ function assertSound(
 describe('fuzz: ingest parser (parseMessage)', () => {
   after(() => assertNotPolluted('parser'))
 
-  test('never throws on anything; whatever it accepts is sound; Object.prototype stays clean', () => {
+  test('never throws on anything; whatever it accepts is sound; Object.prototype stays clean', async () => {
     let accepted = 0
-    fc.assert(
-      fc.property(topic, anyPayload, (t, text) => {
-        cases++
-        const result = parseMessage(t, Buffer.from(text, 'utf8'), NOW, LIMITS)
-        assertNotPolluted(`${t} ${text.slice(0, 80)}`)
-        if (result instanceof Rejected) {
-          assert.equal(typeof result.reason, 'string')
-          return
-        }
-        accepted++
-        assertSound(t, text, result)
-      }),
-      runs(3000),
+    await eachSeed(3000, (parameters) =>
+      fc.assert(
+        fc.property(topic, anyPayload, (t, text) => {
+          cases++
+          const result = parseMessage(t, Buffer.from(text, 'utf8'), NOW, LIMITS)
+          assertNotPolluted(`${t} ${text.slice(0, 80)}`)
+          if (result instanceof Rejected) {
+            assert.equal(typeof result.reason, 'string')
+            return
+          }
+          accepted++
+          assertSound(t, text, result)
+        }),
+        parameters,
+      ),
     )
     assert.ok(accepted > 0, 'the generator reached the accepting paths too')
   })
 
-  test('every protocol violation of a valid telemetry is rejected', () => {
-    fc.assert(
-      fc.property(invalidTelemetry, ([name, text]) => {
-        cases++
-        const result = parseMessage(`iot/${ID}/telemetry`, Buffer.from(text, 'utf8'), NOW, LIMITS)
-        assert.ok(
-          result instanceof Rejected,
-          `accepted a message with an invalid ${name}: ${text.slice(0, 200)}`,
-        )
-      }),
-      runs(1500),
+  test('every protocol violation of a valid telemetry is rejected', async () => {
+    await eachSeed(1500, (parameters) =>
+      fc.assert(
+        fc.property(invalidTelemetry, ([name, text]) => {
+          cases++
+          const result = parseMessage(`iot/${ID}/telemetry`, Buffer.from(text, 'utf8'), NOW, LIMITS)
+          assert.ok(
+            result instanceof Rejected,
+            `accepted a message with an invalid ${name}: ${text.slice(0, 200)}`,
+          )
+        }),
+        parameters,
+      ),
     )
   })
 
-  test('arbitrary bytes (invalid UTF-8 included) never throw', () => {
-    fc.assert(
-      fc.property(topic, fc.uint8Array({ maxLength: 512 }), (t, bytes) => {
-        cases++
-        const result = parseMessage(t, Buffer.from(bytes), NOW, LIMITS)
-        assert.ok(result instanceof Rejected || typeof result.category === 'string')
-      }),
-      runs(1000),
+  test('arbitrary bytes (invalid UTF-8 included) never throw', async () => {
+    await eachSeed(1000, (parameters) =>
+      fc.assert(
+        fc.property(topic, fc.uint8Array({ maxLength: 512 }), (t, bytes) => {
+          cases++
+          const result = parseMessage(t, Buffer.from(bytes), NOW, LIMITS)
+          assert.ok(result instanceof Rejected || typeof result.category === 'string')
+        }),
+        parameters,
+      ),
     )
   })
 })
@@ -547,47 +570,49 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
 
   test('every route answers < 500, 4xx as {"error": ...}, and a rejected request stores nothing', async () => {
     const statuses = new Map<number, number>()
-    const perOp = Math.max(25, Math.floor(3000 / ops.length))
+    const perOp = Math.max(25 * SEEDS.length, Math.floor(3000 / ops.length))
     for (const op of ops) {
       const writes = op.method !== 'GET'
-      await fc.assert(
-        fc.asyncProperty(request(op), async (r) => {
-          cases++
-          let i = 0
-          const path = op.path.replace(/\{[^}]+\}/g, () => String(r.params[i++]))
-          const qs = r.query.map(([k, v]) => `${enc(k)}=${v}`).join('&')
-          const url = qs ? `${path}?${qs}` : path
-          const hasBody = op.method !== 'GET' && op.method !== 'DELETE'
-          const before = writes ? await counts() : undefined
-          const res = await t.app.inject({
-            method: op.method as 'GET',
-            url,
-            ...(hasBody
-              ? { payload: r.body, headers: r.contentType ? { 'content-type': r.contentType } : {} }
-              : {}),
-          })
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
-          const input = `${op.method} ${url.slice(0, 300)} body=${hasBody ? r.body.slice(0, 300) : '-'}`
-          assert.ok(res.statusCode < 500, `${res.statusCode} ${res.body.slice(0, 200)} for ${input}`)
-          if (res.statusCode >= 400) {
-            let body: unknown
-            assert.doesNotThrow(() => {
-              body = res.json()
-            }, `non-JSON ${res.statusCode} body for ${input}`)
-            assert.ok(
-              typeof body === 'object' && body !== null && 'error' in body,
-              `no "error" in ${res.body.slice(0, 200)} for ${input}`,
+      await eachSeed(perOp, (parameters) =>
+        fc.assert(
+          fc.asyncProperty(request(op), async (r) => {
+            cases++
+            let i = 0
+            const path = op.path.replace(/\{[^}]+\}/g, () => String(r.params[i++]))
+            const qs = r.query.map(([k, v]) => `${enc(k)}=${v}`).join('&')
+            const url = qs ? `${path}?${qs}` : path
+            const hasBody = op.method !== 'GET' && op.method !== 'DELETE'
+            const before = writes ? await counts() : undefined
+            const res = await t.app.inject({
+              method: op.method as 'GET',
+              url,
+              ...(hasBody
+                ? { payload: r.body, headers: r.contentType ? { 'content-type': r.contentType } : {} }
+                : {}),
+            })
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+            const input = `${op.method} ${url.slice(0, 300)} body=${hasBody ? r.body.slice(0, 300) : '-'}`
+            assert.ok(res.statusCode < 500, `${res.statusCode} ${res.body.slice(0, 200)} for ${input}`)
+            if (res.statusCode >= 400) {
+              let body: unknown
+              assert.doesNotThrow(() => {
+                body = res.json()
+              }, `non-JSON ${res.statusCode} body for ${input}`)
+              assert.ok(
+                typeof body === 'object' && body !== null && 'error' in body,
+                `no "error" in ${res.body.slice(0, 200)} for ${input}`,
+              )
+              if (before) assert.deepEqual(await counts(), before, `rejected ${input} changed stored rows`)
+            }
+            if (
+              op.method === 'DELETE' &&
+              (await t.app.inject({ url: `/api/devices/${known}` })).statusCode === 404
             )
-            if (before) assert.deepEqual(await counts(), before, `rejected ${input} changed stored rows`)
-          }
-          if (
-            op.method === 'DELETE' &&
-            (await t.app.inject({ url: `/api/devices/${known}` })).statusCode === 404
-          )
-            await registerDevice(t, known)
-          assertNotPolluted(input)
-        }),
-        runs(perOp),
+              await registerDevice(t, known)
+            assertNotPolluted(input)
+          }),
+          parameters,
+        ),
       )
     }
     process.stdout.write(
@@ -626,19 +651,17 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
       }
       const storedBefore = await rows()
       // Payloads for this device's topic that the parser rejects (the parser's verdict is proven above).
-      const payloads = fc
-        .sample(
-          fc.oneof(
-            invalidTelemetry.map(([, text]) => text.replaceAll(ID, id)),
-            rawText,
-            nastyJson.map((x) => JSON.stringify(x)),
-          ),
-          { numRuns: 300, seed: SEED },
-        )
-        .filter(
-          (text) =>
-            parseMessage(`iot/${id}/telemetry`, Buffer.from(text), Date.now(), LIMITS) instanceof Rejected,
-        )
+      const garbage = fc.oneof(
+        invalidTelemetry.map(([, text]) => text.replaceAll(ID, id)),
+        rawText,
+        nastyJson.map((x) => JSON.stringify(x)),
+      )
+      const payloads = SEEDS.flatMap((seed) =>
+        fc.sample(garbage, { numRuns: Math.ceil(300 / SEEDS.length), seed }),
+      ).filter(
+        (text) =>
+          parseMessage(`iot/${id}/telemetry`, Buffer.from(text), Date.now(), LIMITS) instanceof Rejected,
+      )
       const rejectedBefore = await rejectedTotal(t)
       for (const text of payloads) {
         cases++
