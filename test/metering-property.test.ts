@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import type { MqttClient } from 'mqtt'
 import { brokerUrl, build, type TestApp } from './helpers/build.ts'
-import { connectDevice, publishJson, registerDevice, waitFor } from './helpers/device.ts'
+import { connectDevice, hello, publishJson, registerDevice, waitFor } from './helpers/device.ts'
 import { uniqueName } from './helpers/env.ts'
 import { seeded, shuffled } from './helpers/random.ts'
 
@@ -93,7 +93,7 @@ function messagesOf(id: string, s: Scenario, t0: number): Message[] {
     let seq = boot === 0 && s.wrap ? SEQ_MOD - 3 : 0
     let uptime = 5
     if (boot > 0 && s.helloBetweenBoots) {
-      out.push({ topic: 'hello', body: hello(id, seq, t, uptime), samples: [] })
+      out.push({ topic: 'hello', body: hello(id, seq, t, '1.0.0', uptime), samples: [] })
       seq = (seq + 1) % SEQ_MOD
     }
     for (let k = 0; k < s.datagramsPerBoot; k++) {
@@ -135,27 +135,13 @@ function messagesOf(id: string, s: Scenario, t0: number): Message[] {
       seq = (seq + 1) % SEQ_MOD
       if (rand() < 0.3) {
         uptime += 10
-        out.push({ topic: 'hello', body: hello(id, seq, t, uptime), samples: [] })
+        out.push({ topic: 'hello', body: hello(id, seq, t, '1.0.0', uptime), samples: [] })
         seq = (seq + 1) % SEQ_MOD
       }
     }
     t += 60 * SEC // the reboot takes a minute
   }
   return out
-}
-
-function hello(id: string, seq: number, t: number, uptime: number) {
-  return {
-    v: 2,
-    device_id: id,
-    ts: new Date(t).toISOString(),
-    seq,
-    msg_type: 'hello',
-    fw_version: '1.0.0',
-    uptime_s: uptime,
-    broker_connections: 2,
-    buf_usage_pct: 1,
-  }
 }
 
 /** The reference: its own power formulas and integration (each sample holds until the next, or one cadence). */
