@@ -4,6 +4,7 @@ import {
   BUCKET_MS,
   derivePower,
   type EnergyInterval,
+  emptyInterval,
   integrateEnergy,
   type PowerSample,
   sumIntervals,
@@ -198,7 +199,7 @@ describe('integrateEnergy', () => {
     )
   })
 
-  test('the last sample adds nothing: no sample or one sample gives no rows', () => {
+  test('without a cadence the last sample adds nothing: no sample or one sample gives no rows', () => {
     assert.deepEqual(integrateEnergy([], OPTS), [])
     assert.deepEqual(integrateEnergy([{ t: T0, p: 1e6 }], OPTS), [])
     const two = integrateEnergy(
@@ -208,9 +209,64 @@ describe('integrateEnergy', () => {
       ],
       OPTS,
     )
-    assert.deepEqual(two, [
-      { start: T0, import_wh: 1, export_wh: 0, apparent_vah: null, reactive_varh: null, covered_ms: SEC },
+    assert.deepEqual(two, [{ ...emptyInterval(T0), import_wh: 1, covered_ms: SEC }])
+  })
+
+  test('each sample stands for one cadence: N samples at Δ integrate to Σ Pᵢ·Δ, the last included, split pro rata', () => {
+    const cadence = { ...OPTS, cadenceMs: SEC }
+    // One sample: one cadence of energy. 3600 W for 1 s = 1 Wh.
+    assert.deepEqual(integrateEnergy([{ t: T0, p: 3600 }], cadence), [
+      { ...emptyInterval(T0), import_wh: 1, covered_ms: SEC },
     ])
+    // 3600 samples at 1 Hz of 750 V × 300 A: exactly 225 kWh, in 12 full rows.
+    const hour = steady(T0, 3600, SEC, { p: 225_000 })
+    const rows = integrateEnergy(hour, cadence)
+    assertClose(totals(rows).import_wh, 225_000)
+    assert.equal(totals(rows).covered_ms, 3_600_000)
+    // A sample 0.5 s before a boundary, then a gap: its cadence splits 0.5 s / 0.5 s.
+    const edge = integrateEnergy([{ t: T0 + 5 * MIN - 500, p: 7200 }], cadence)
+    assert.deepEqual(
+      edge.map((r) => [r.start, r.import_wh, r.covered_ms]),
+      [
+        [T0, 1, 500],
+        [T0 + 5 * MIN, 1, 500],
+      ],
+    )
+    // A time gap (> maxGap) stops a run: the last sample before it holds one cadence, not the gap.
+    const gap = integrateEnergy(
+      [
+        { t: T0, p: 3600 },
+        { t: T0 + 20 * SEC, p: 3600 },
+      ],
+      cadence,
+    )
+    assert.equal(totals(gap).covered_ms, 2 * SEC)
+    // A clip keeps only [from, to).
+    const clipped = integrateEnergy(hour, { ...cadence, clip: { from: T0 + 90 * SEC, to: T0 + 150 * SEC } })
+    assertClose(totals(clipped).import_wh, (225_000 * 60) / 3600)
+  })
+
+  test('four quadrants by the sign of P and of a measured Q; apparent split; unsigned Q apart', () => {
+    const cadence = { ...OPTS, cadenceMs: SEC }
+    const rows = integrateEnergy(
+      [
+        { t: T0, p: 3600, s: 7200, q: 3600, signed: true }, // I: import, inductive
+        { t: T0 + SEC, p: 3600, s: 7200, q: -3600, signed: true }, // IV: import, capacitive
+        { t: T0 + 2 * SEC, p: -3600, s: 7200, q: 3600, signed: true }, // II: export, inductive
+        { t: T0 + 3 * SEC, p: -3600, s: 7200, q: -3600, signed: true }, // III: export, capacitive
+        { t: T0 + 4 * SEC, p: 3600, s: 7200, q: 3600 }, // sign not stated
+      ],
+      cadence,
+    )
+    const sum = totals(rows)
+    assert.equal(sum.reactive_import_inductive_varh, 1)
+    assert.equal(sum.reactive_import_capacitive_varh, 1)
+    assert.equal(sum.reactive_export_inductive_varh, 1)
+    assert.equal(sum.reactive_export_capacitive_varh, 1)
+    assert.equal(sum.reactive_unsigned_varh, 1)
+    assert.equal(sum.reactive_varh, 5)
+    assert.equal(sum.apparent_import_vah, 6)
+    assert.equal(sum.apparent_export_vah, 4)
   })
 
   test('a duplicated t keeps the last sample given; non-finite t or p are dropped', () => {
@@ -342,6 +398,7 @@ describe('sumIntervals and totals', () => {
 
   test('rollups sort their input, and keep null only where no row had the register', () => {
     const row = (start: number, apparent: number | null): EnergyInterval => ({
+      ...emptyInterval(start),
       start,
       import_wh: 1,
       export_wh: 2,
@@ -354,26 +411,16 @@ describe('sumIntervals and totals', () => {
       BUCKET_MS['15m'],
     )
     assert.deepEqual(rows, [
-      { start: T0, import_wh: 2, export_wh: 4, apparent_vah: 4, reactive_varh: null, covered_ms: 2000 },
-      {
-        start: T0 + 15 * MIN,
-        import_wh: 1,
-        export_wh: 2,
-        apparent_vah: null,
-        reactive_varh: null,
-        covered_ms: 1000,
-      },
+      { ...emptyInterval(T0), import_wh: 2, export_wh: 4, apparent_vah: 4, covered_ms: 2000 },
+      { ...emptyInterval(T0 + 15 * MIN), import_wh: 1, export_wh: 2, covered_ms: 1000 },
     ])
     assert.throws(() => sumIntervals(rows, 0), RangeError)
   })
 
   test('totals of no rows are zero registers with null apparent and reactive', () => {
-    assert.deepEqual(totals([]), {
-      import_wh: 0,
-      export_wh: 0,
-      apparent_vah: null,
-      reactive_varh: null,
-      covered_ms: 0,
-    })
+    const { start: _, ...zero } = emptyInterval(0)
+    assert.deepEqual(totals([]), zero)
+    assert.equal(zero.import_wh, 0)
+    assert.equal(zero.apparent_vah, null)
   })
 })

@@ -702,13 +702,14 @@ describe('InfluxDB adapter: Flux queries and annotated-CSV answers (stand-in ser
     influx.answer(
       answerCsv(
         csv([
-          '#datatype,string,long,dateTime:RFC3339,double,double,double',
-          '#group,false,false,false,false,false,false',
-          '#default,_result,,,,,',
-          ',result,table,_time,power_active,power_apparent,power_reactive',
-          ',,0,2026-11-20T08:00:30Z,225000,,',
-          ',,0,2026-11-20T08:00:31Z,2074.5,2305,1004.7243',
-          ',,0,2026-11-20T08:00:32Z,,2305,',
+          '#datatype,string,long,dateTime:RFC3339,double,double,double,double',
+          '#group,false,false,false,false,false,false,false',
+          '#default,_result,,,,,,',
+          ',result,table,_time,power_active,power_apparent,power_reactive,reactive_sign',
+          ',,0,2026-11-20T08:00:30Z,225000,,,',
+          ',,0,2026-11-20T08:00:31Z,2074.5,2305,1004.7243,',
+          ',,0,2026-11-20T08:00:32Z,,2305,,',
+          ',,0,2026-11-20T08:00:33Z,2074.5,2305,-1004.7243,-1',
         ]),
       ),
     )
@@ -719,7 +720,7 @@ describe('InfluxDB adapter: Flux queries and annotated-CSV answers (stand-in ser
   |> range(start: time(v: "2026-11-20T08:00:30.000Z"), stop: time(v: "2026-11-20T09:00:00.000Z"))
   |> filter(fn: (r) => r._measurement == "iot_telemetry" and r._field == "value")
   |> filter(fn: (r) => r.device_id == "meter-1")
-  |> filter(fn: (r) => r.metric == "power_active" or r.metric == "power_apparent" or r.metric == "power_reactive")
+  |> filter(fn: (r) => r.metric == "power_active" or r.metric == "power_apparent" or r.metric == "power_reactive" or r.metric == "reactive_sign")
   |> keep(columns: ["_time", "_value", "metric"])
   |> group()
   |> pivot(rowKey: ["_time"], columnKey: ["metric"], valueColumn: "_value")
@@ -727,7 +728,9 @@ describe('InfluxDB adapter: Flux queries and annotated-CSV answers (stand-in ser
     )
     assert.deepEqual(samples, [
       { t: Date.UTC(2026, 10, 20, 8, 0, 30), p: 225000 },
-      { t: Date.UTC(2026, 10, 20, 8, 0, 31), p: 2074.5, s: 2305, q: 1004.7243 },
+      { t: Date.UTC(2026, 10, 20, 8, 0, 31), p: 2074.5, s: 2305, q: 1004.7243, signed: false },
+      // The sign of Q stated by the meter (its reactive_sign series): a signed sample.
+      { t: Date.UTC(2026, 10, 20, 8, 0, 33), p: 2074.5, s: 2305, q: -1004.7243, signed: true },
     ])
     // A DC-only device: the answer has no apparent or reactive column at all.
     influx.answer(

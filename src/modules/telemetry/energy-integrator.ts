@@ -1,10 +1,30 @@
-/** One power sample: time (epoch ms), active power P (W), optional apparent S (VA) and reactive Q (var). */
+/**
+ * One power sample: time (epoch ms), active power P (W), optional apparent S (VA) and reactive Q
+ * (var). Q carries its sign (+ inductive, − capacitive) when `signed`, else it is a magnitude.
+ */
 export interface PowerSample {
   t: number
   p: number
   s?: number
   q?: number
+  signed?: boolean
 }
+
+/**
+ * Registers beside import/export/apparent/reactive (IEC 62053-23 four quadrants by the sign of P
+ * and of Q as the meter states it, + inductive, − capacitive; apparent energy split by the sign of
+ * P; reactive energy whose sign the meter did not give). Null when no sample had S.
+ */
+export const SPLIT_REGISTERS = [
+  'apparent_import_vah',
+  'apparent_export_vah',
+  'reactive_import_inductive_varh',
+  'reactive_import_capacitive_varh',
+  'reactive_export_inductive_varh',
+  'reactive_export_capacitive_varh',
+  'reactive_unsigned_varh',
+] as const
+export type SplitRegister = (typeof SPLIT_REGISTERS)[number]
 
 /**
  * How samples become energy: epoch-aligned intervals, and time alone decides continuity (a seq
@@ -23,11 +43,12 @@ export interface IntegrationOptions {
 }
 
 /** Energy registers of one interval (EN 50463: traction and regenerated energy apart), all ≥ 0. */
-export interface EnergyInterval {
+export interface EnergyInterval extends Record<SplitRegister, number | null> {
   start: number
   import_wh: number
   export_wh: number
   apparent_vah: number | null
+  /** |Q| integrated, signed or not. */
   reactive_varh: number | null
   covered_ms: number
 }
@@ -48,7 +69,16 @@ export const emptyInterval = (start: number): EnergyInterval => ({
   apparent_vah: null,
   reactive_varh: null,
   covered_ms: 0,
+  ...emptySplit(),
 })
+
+const emptySplit = () =>
+  Object.fromEntries(SPLIT_REGISTERS.map((k) => [k, null])) as Record<SplitRegister, number | null>
+
+/** Adds v (W·ms or Wh) to a nullable register. */
+const bump = (row: EnergyInterval, key: 'apparent_vah' | 'reactive_varh' | SplitRegister, v: number) => {
+  row[key] = (row[key] ?? 0) + v
+}
 
 const finite = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
 
@@ -108,7 +138,7 @@ export function integrateEnergy(
   const rows = new Map<number, EnergyInterval>()
   let next = 0
   for (let i = 0; i < sorted.length; i++) {
-    const { t: t0, p, s, q } = sorted[i] as PowerSample
+    const { t: t0, p, s, q, signed } = sorted[i] as PowerSample
     const after = sorted[i + 1]?.t
     let end = after !== undefined && after - t0 <= maxGapMs ? after : t0 + cadenceMs
     if (after !== undefined && end > after) end = after
@@ -124,30 +154,48 @@ export function integrateEnergy(
       rows.set(start, row)
       if (p > 0) row.import_wh += p * dt
       else if (p < 0) row.export_wh -= p * dt
-      if (finite(s)) row.apparent_vah = (row.apparent_vah ?? 0) + s * dt
-      if (finite(q)) row.reactive_varh = (row.reactive_varh ?? 0) + q * dt
+      if (finite(s)) {
+        bump(row, 'apparent_vah', s * dt)
+        bump(row, p >= 0 ? 'apparent_import_vah' : 'apparent_export_vah', s * dt)
+      }
+      if (finite(q)) {
+        const magnitude = Math.abs(q) * dt
+        bump(row, 'reactive_varh', magnitude)
+        if (!signed) bump(row, 'reactive_unsigned_varh', magnitude)
+        else if (p >= 0)
+          bump(row, q >= 0 ? 'reactive_import_inductive_varh' : 'reactive_import_capacitive_varh', magnitude)
+        else
+          bump(row, q >= 0 ? 'reactive_export_inductive_varh' : 'reactive_export_capacitive_varh', magnitude)
+      }
       row.covered_ms += dt
       from = to
     }
   }
   // Segments are visited in time order, so the map already holds the rows ascending
+  const wh = (v: number | null) => (v === null ? null : v / MS_PER_HOUR)
   return [...rows.values()].map((row) => ({
     start: row.start,
     import_wh: row.import_wh / MS_PER_HOUR,
     export_wh: row.export_wh / MS_PER_HOUR,
-    apparent_vah: row.apparent_vah === null ? null : row.apparent_vah / MS_PER_HOUR,
-    reactive_varh: row.reactive_varh === null ? null : row.reactive_varh / MS_PER_HOUR,
+    apparent_vah: wh(row.apparent_vah),
+    reactive_varh: wh(row.reactive_varh),
     covered_ms: row.covered_ms,
+    ...(Object.fromEntries(SPLIT_REGISTERS.map((k) => [k, wh(row[k])])) as Record<
+      SplitRegister,
+      number | null
+    >),
   }))
 }
 
 const addNullable = (a: number | null, b: number | null): number | null => (b === null ? a : (a ?? 0) + b)
 
-function addInto(target: EnergyInterval | EnergyTotals, row: EnergyInterval): void {
+/** Adds every register and the coverage of `row` into `target` (nullable ones stay null until one has a value). */
+export function addInto(target: EnergyInterval | EnergyTotals, row: EnergyInterval | EnergyTotals): void {
   target.import_wh += row.import_wh
   target.export_wh += row.export_wh
   target.apparent_vah = addNullable(target.apparent_vah, row.apparent_vah)
   target.reactive_varh = addNullable(target.reactive_varh, row.reactive_varh)
+  for (const k of SPLIT_REGISTERS) target[k] = addNullable(target[k], row[k])
   target.covered_ms += row.covered_ms
 }
 
@@ -169,13 +217,7 @@ export function sumIntervals(rows: readonly EnergyInterval[], bucketMs: number):
 
 /** All registers and the coverage of the rows added up (apparent/reactive null when no row had them). */
 export function totals(rows: readonly EnergyInterval[]): EnergyTotals {
-  const sum: EnergyTotals = {
-    import_wh: 0,
-    export_wh: 0,
-    apparent_vah: null,
-    reactive_varh: null,
-    covered_ms: 0,
-  }
+  const { start: _, ...sum } = emptyInterval(0)
   for (const row of rows) addInto(sum, row)
   return sum
 }

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import type { EnergyInterval } from './energy-integrator.ts'
+import { type EnergyInterval, emptyInterval, SPLIT_REGISTERS } from './energy-integrator.ts'
 import { clampTime } from './time-range.ts'
 
 type Db = Kysely<Database>
@@ -82,30 +82,32 @@ export async function clearDirty(db: Db, marks: DirtyMark[]) {
 /** The registers of one device's interval. */
 export type DeviceInterval = EnergyInterval & { devicePk: number }
 
+const REGISTER_COLUMNS = [
+  'import_wh',
+  'export_wh',
+  'apparent_vah',
+  'reactive_varh',
+  ...SPLIT_REGISTERS,
+] as const satisfies readonly (keyof EnergyInterval)[]
+
 /** Writes the intervals of any number of devices in one statement (arrays, so no parameter limit). */
 export async function upsertIntervals(db: Db, intervalS: number, rows: DeviceInterval[]) {
   if (rows.length === 0) return
+  const names = sql.join(REGISTER_COLUMNS.map((c) => sql.ref(c)))
+  const picked = sql.join(REGISTER_COLUMNS.map((c) => sql.ref(`r.${c}`)))
+  const arrays = sql.join(REGISTER_COLUMNS.map((c) => sql`${rows.map((r) => r[c])}::float8[]`))
+  const updates = sql.join(REGISTER_COLUMNS.map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`))
   await sql`
-    insert into energy_intervals
-      (device_pk, start, interval_s, import_wh, export_wh, apparent_vah, reactive_varh, covered_ms, updated_at)
-    select r.device_pk, r.start, ${intervalS}::int, r.import_wh, r.export_wh, r.apparent_vah, r.reactive_varh,
-      r.covered_ms, now()
+    insert into energy_intervals (device_pk, start, interval_s, covered_ms, updated_at, ${names})
+    select r.device_pk, r.start, ${intervalS}::int, r.covered_ms, now(), ${picked}
     from unnest(
       ${rows.map((r) => r.devicePk)}::int[],
       ${rows.map((r) => iso(r.start))}::timestamptz[],
-      ${rows.map((r) => r.import_wh)}::float8[],
-      ${rows.map((r) => r.export_wh)}::float8[],
-      ${rows.map((r) => r.apparent_vah)}::float8[],
-      ${rows.map((r) => r.reactive_varh)}::float8[],
-      ${rows.map((r) => Math.round(r.covered_ms))}::int8[]
-    ) as r(device_pk, start, import_wh, export_wh, apparent_vah, reactive_varh, covered_ms)
+      ${rows.map((r) => Math.round(r.covered_ms))}::int8[],
+      ${arrays}
+    ) as r(device_pk, start, covered_ms, ${names})
     on conflict (device_pk, start) do update set
-      import_wh = excluded.import_wh,
-      export_wh = excluded.export_wh,
-      apparent_vah = excluded.apparent_vah,
-      reactive_varh = excluded.reactive_varh,
-      covered_ms = excluded.covered_ms,
-      updated_at = now()`.execute(db)
+      covered_ms = excluded.covered_ms, updated_at = now(), ${updates}`.execute(db)
 }
 
 export async function readIntervals(
@@ -122,14 +124,17 @@ export async function readIntervals(
     .where('start', '<', new Date(clampTime(stop)))
     .orderBy('start')
     .execute()
-  return rows.map((r) => ({
-    start: new Date(r.start).getTime(),
-    import_wh: Number(r.import_wh),
-    export_wh: Number(r.export_wh),
-    apparent_vah: r.apparent_vah === null ? null : Number(r.apparent_vah),
-    reactive_varh: r.reactive_varh === null ? null : Number(r.reactive_varh),
-    covered_ms: Number(r.covered_ms),
-  }))
+  const nullable = (v: number | null) => (v === null ? null : Number(v))
+  return rows.map((r) => {
+    const row = emptyInterval(new Date(r.start).getTime())
+    row.import_wh = Number(r.import_wh)
+    row.export_wh = Number(r.export_wh)
+    row.covered_ms = Number(r.covered_ms)
+    row.apparent_vah = nullable(r.apparent_vah)
+    row.reactive_varh = nullable(r.reactive_varh)
+    for (const k of SPLIT_REGISTERS) row[k] = nullable(r[k])
+    return row
+  })
 }
 
 export async function insertGaps(db: Db, gaps: GapRecord[]) {

@@ -32,12 +32,28 @@ const EnergyQuery = Type.Object({
   ),
 })
 
-const Registers = {
+const kvarh = (description: string) => Nullable(Type.Number({ description }))
+export const Registers = {
   import_kwh: Type.Number({ description: 'traction energy (P > 0)' }),
   export_kwh: Type.Number({ description: 'regenerated energy returned to the line (P < 0)' }),
   net_kwh: Type.Number({ description: 'import − export' }),
   apparent_kvah: Nullable(Type.Number()),
-  reactive_kvarh: Nullable(Type.Number()),
+  apparent_import_kvah: kvarh('apparent energy while P ≥ 0'),
+  apparent_export_kvah: kvarh('apparent energy while P < 0'),
+  reactive_kvarh: kvarh('|Q| integrated, with or without sign information'),
+  reactive_import_inductive_kvarh: kvarh('quadrant I: P ≥ 0, Q > 0 (IEC 62053-23)'),
+  reactive_import_capacitive_kvarh: kvarh('quadrant IV: P ≥ 0, Q < 0'),
+  reactive_export_inductive_kvarh: kvarh('quadrant II: P < 0, Q > 0'),
+  reactive_export_capacitive_kvarh: kvarh('quadrant III: P < 0, Q < 0'),
+  reactive_unsigned_kvarh: kvarh(
+    'reactive energy of samples without power_reactive or phase_angle: sign unknown',
+  ),
+  reactive_sign: Nullable(
+    Type.Union([Type.Literal('measured'), Type.Literal('missing'), Type.Literal('partial')], {
+      description:
+        'whether the meter stated the sign of Q (power_reactive or phase_angle): measured, missing (only magnitudes: the quadrant registers stay 0), partial; null without reactive energy',
+    }),
+  ),
   coverage: Type.Number({ description: 'seconds with data ÷ seconds of the period, 0..1' }),
   final: Type.Boolean({
     description:
@@ -55,21 +71,38 @@ const EnergyAnswer = Type.Object({
   totals: Type.Object(Registers),
 })
 
-const kilo = (v: number | null) => (v === null ? null : v / 1000)
+/** Wh (varh, VAh) → kWh rounded to whole Wh: the only rounding, at the edge, of unrounded registers. */
+const kwh = (wh: number) => Math.round(wh) / 1000
+const kilo = (v: number | null) => (v === null ? null : kwh(v))
 
-function registers(r: EnergyTotals & { final: boolean }, periodMs: number) {
+function signOf(r: EnergyTotals): 'measured' | 'missing' | 'partial' | null {
+  if (r.reactive_varh === null || r.reactive_varh === 0) return null
+  const unsigned = r.reactive_unsigned_varh ?? 0
+  if (unsigned === 0) return 'measured'
+  return unsigned >= r.reactive_varh ? 'missing' : 'partial'
+}
+
+export function registers(r: EnergyTotals & { final: boolean }, periodMs: number) {
   return {
-    import_kwh: r.import_wh / 1000,
-    export_kwh: r.export_wh / 1000,
-    net_kwh: (r.import_wh - r.export_wh) / 1000,
+    import_kwh: kwh(r.import_wh),
+    export_kwh: kwh(r.export_wh),
+    net_kwh: kwh(r.import_wh - r.export_wh),
     apparent_kvah: kilo(r.apparent_vah),
+    apparent_import_kvah: kilo(r.apparent_import_vah),
+    apparent_export_kvah: kilo(r.apparent_export_vah),
     reactive_kvarh: kilo(r.reactive_varh),
+    reactive_import_inductive_kvarh: kilo(r.reactive_import_inductive_varh),
+    reactive_import_capacitive_kvarh: kilo(r.reactive_import_capacitive_varh),
+    reactive_export_inductive_kvarh: kilo(r.reactive_export_inductive_varh),
+    reactive_export_capacitive_kvarh: kilo(r.reactive_export_capacitive_varh),
+    reactive_unsigned_kvarh: kilo(r.reactive_unsigned_varh),
+    reactive_sign: signOf(r),
     coverage: periodMs > 0 ? Math.min(1, r.covered_ms / periodMs) : 0,
     final: r.final,
   }
 }
 
-const CSV_COLUMNS = ['start', 'end', ...Object.keys(Registers)] as const
+const CSV_COLUMNS = ['start', 'end', ...Object.keys(Registers)]
 
 /** The answer as CSV: a header line, then one line per row (empty cell for null). */
 function toCsv(rows: Record<string, unknown>[]): string {

@@ -4,7 +4,7 @@ import type { Database } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
 import type { Datagram } from './datagram.ts'
 import { dirtyRuns } from './dirty-runs.ts'
-import { type EnergyInterval, emptyInterval, integrateEnergy } from './energy-integrator.ts'
+import { addInto, type EnergyInterval, emptyInterval, integrateEnergy } from './energy-integrator.ts'
 import * as repo from './energy-repository.ts'
 import type { TelemetryStore } from './store.ts'
 
@@ -171,13 +171,7 @@ export class EnergyService {
       const options = { ...timing, intervalMs: p.to - p.from, clip: p }
       const rows = integrateEnergy(samples[i] ?? [], options).filter((r) => r.covered_ms > 0)
       const sum = emptyInterval(p.from)
-      for (const r of rows) {
-        sum.import_wh += r.import_wh
-        sum.export_wh += r.export_wh
-        if (r.apparent_vah !== null) sum.apparent_vah = (sum.apparent_vah ?? 0) + r.apparent_vah
-        if (r.reactive_varh !== null) sum.reactive_varh = (sum.reactive_varh ?? 0) + r.reactive_varh
-        sum.covered_ms += r.covered_ms
-      }
+      for (const r of rows) addInto(sum, r)
       return sum
     })
   }

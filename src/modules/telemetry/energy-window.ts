@@ -1,5 +1,5 @@
 import { type EnergyPeriod, periodBounds } from './calendar.ts'
-import { type EnergyInterval, type EnergyTotals, emptyInterval } from './energy-integrator.ts'
+import { addInto as add, type EnergyInterval, type EnergyTotals, emptyInterval } from './energy-integrator.ts'
 import type { EnergyPiece, EnergyService } from './energy-service.ts'
 
 /** One row of a window: [start, end) and its registers (Wh, unrounded), final when nothing may change it. */
@@ -11,14 +11,6 @@ export interface WindowRow extends EnergyInterval {
 export interface EnergyWindow {
   rows: WindowRow[]
   totals: EnergyTotals & { final: boolean }
-}
-
-function add(target: EnergyInterval | EnergyTotals, row: EnergyInterval | EnergyTotals): void {
-  target.import_wh += row.import_wh
-  target.export_wh += row.export_wh
-  if (row.apparent_vah !== null) target.apparent_vah = (target.apparent_vah ?? 0) + row.apparent_vah
-  if (row.reactive_varh !== null) target.reactive_varh = (target.reactive_varh ?? 0) + row.reactive_varh
-  target.covered_ms += row.covered_ms
 }
 
 /**

@@ -17,8 +17,10 @@ export {
   BUCKET_MS,
   type EnergyInterval,
   type EnergyTotals,
+  emptyInterval,
   type IntegrationOptions,
   integrateEnergy,
+  SPLIT_REGISTERS,
   sumIntervals,
   totals,
 } from './energy-integrator.ts'

@@ -62,7 +62,7 @@ export function seriesFlux(bucket: string, deviceId: string, q: SeriesQuery): Pa
 /** The three derived powers of a device in [start, stop), one row per sample time. */
 export function powerFlux(bucket: string, deviceId: string, start: number, stop: number): ParameterizedQuery {
   return flux`${deviceRange(bucket, deviceId, start, stop)}
-  |> filter(fn: (r) => r.metric == "power_active" or r.metric == "power_apparent" or r.metric == "power_reactive")
+  |> filter(fn: (r) => r.metric == "power_active" or r.metric == "power_apparent" or r.metric == "power_reactive" or r.metric == "reactive_sign")
   |> keep(columns: ["_time", "_value", "metric"])
   |> group()
   |> pivot(rowKey: ["_time"], columnKey: ["metric"], valueColumn: "_value")

@@ -1,11 +1,13 @@
 import { Point } from '@influxdata/influxdb-client'
 import type { Datagram } from './datagram.ts'
 import { STORED_TYPES, UNITS } from './measurement-types.ts'
-import { derivePower } from './power.ts'
+import { derivePower, reactiveSign } from './power.ts'
 
 /** The one measurement all telemetry lives in; series differ by the tags device_id, metric and unit. */
 export const MEASUREMENT = 'iot_telemetry'
 export const FIELD = 'value'
+/** An internal series: ±1 where the meter stated the sign of Q (PG reads the meter's own values instead). */
+export const REACTIVE_SIGN = 'reactive_sign'
 
 const finite = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
 
@@ -43,16 +45,23 @@ export function datagramPoints(d: Datagram): Point[] {
     }
     const at = (type: 'voltage_dc' | 'current_dc' | 'voltage_ac' | 'current_ac' | 'pf') =>
       d.values[type]?.[i] ?? undefined
-    const power = derivePower({
+    const values = {
       voltage_dc: at('voltage_dc'),
       current_dc: at('current_dc'),
       voltage_ac: at('voltage_ac'),
       current_ac: at('current_ac'),
       pf: at('pf'),
-    })
+      power_reactive: d.other?.power_reactive?.[i] ?? undefined,
+      phase_angle: d.other?.phase_angle?.[i] ?? undefined,
+    }
+    const power = derivePower(values)
     for (const [metric, v] of Object.entries(power) as [keyof typeof power, number][]) {
       points.push(point(d.deviceId, metric, UNITS[metric], time, v))
     }
+    // Whether the sign of power_reactive was measured (the energy read needs it; PostgreSQL reads the inputs).
+    const sign = reactiveSign(values)
+    if (power.power_reactive !== undefined && sign !== undefined)
+      points.push(point(d.deviceId, REACTIVE_SIGN, undefined, time, sign))
   })
   return points
 }

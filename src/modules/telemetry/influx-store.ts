@@ -119,7 +119,7 @@ export class InfluxTelemetryStore implements TelemetryStore {
         const s = number(meta.get(values, 'power_apparent'))
         if (s === undefined) return { t, p }
         const q = number(meta.get(values, 'power_reactive')) ?? Math.sqrt(Math.max(s * s - p * p, 0))
-        return { t, p, s, q }
+        return { t, p, s, q, signed: number(meta.get(values, 'reactive_sign')) !== undefined }
       }),
     )
   }

@@ -3,7 +3,7 @@ import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
 import { parseFloat8Array } from './float8-array.ts'
 import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
-import { type DerivedPower, derivePower } from './power.ts'
+import { type DerivedPower, derivePower, reactiveSign } from './power.ts'
 import { RecordsInsert } from './records-insert.ts'
 import type {
   AggregateFn,
@@ -57,11 +57,19 @@ interface PowerArrays {
   vac: (number | null)[] | null
   iac: (number | null)[] | null
   pf: (number | null)[] | null
+  /** The meter's own Q and phase angle (optional types, in the row's `other` column). */
+  qr: (number | null)[] | null
+  pa: (number | null)[] | null
 }
 
 type ElectricalColumn = 'vdc' | 'idc' | 'vac' | 'iac' | 'pf'
 /** The same row as selected: the float8[] columns as text, for parseFloat8Array. */
-type PowerRow = Omit<PowerArrays, ElectricalColumn> & Record<ElectricalColumn, string | null>
+type PowerRow = Omit<PowerArrays, ElectricalColumn | 'qr' | 'pa'> &
+  Record<ElectricalColumn, string | null> & { qr: (number | null)[] | null; pa: (number | null)[] | null }
+
+/** A jsonb array of the `other` column as the drivers return it (parsed), numbers or null. */
+const numbers = (v: unknown): (number | null)[] | null =>
+  Array.isArray(v) ? v.map((x) => (typeof x === 'number' ? x : null)) : null
 
 const float8s = (text: string | null) => (text === null ? null : parseFloat8Array(text))
 
@@ -72,14 +80,24 @@ const at = (values: (number | null)[] | null, i: number): number | undefined => 
  * definition of P/S/Q every store uses. Samples without P are left out.
  */
 function unpackPower(row: PowerArrays, range: PowerRange, into: PowerSample[]): void {
-  eachSample(row, range, (t, power) => {
+  eachSample(row, range, (t, power, signed) => {
     if (power.power_active === undefined) return
-    into.push({ t, p: power.power_active, s: power.power_apparent, q: power.power_reactive })
+    const sample: PowerSample = { t, p: power.power_active }
+    if (power.power_apparent !== undefined) sample.s = power.power_apparent
+    if (power.power_reactive !== undefined) {
+      sample.q = power.power_reactive
+      sample.signed = signed
+    }
+    into.push(sample)
   })
 }
 
 /** Every sample of a row inside the range with its derived powers. */
-function eachSample(row: PowerArrays, range: PowerRange, visit: (t: number, power: DerivedPower) => void) {
+function eachSample(
+  row: PowerArrays,
+  range: PowerRange,
+  visit: (t: number, power: DerivedPower, signed: boolean) => void,
+) {
   const t0 = Number(row.t0)
   const step = row.step_ms === null ? null : Number(row.step_ms)
   // Like unnest() of several arrays: as many samples as the longest (a null array counts as empty).
@@ -89,16 +107,16 @@ function eachSample(row: PowerArrays, range: PowerRange, visit: (t: number, powe
     if (offset === undefined || offset === null) continue
     const t = t0 + Number(offset)
     if (t < range.start || t >= range.stop) continue
-    visit(
-      t,
-      derivePower({
-        voltage_dc: at(row.vdc, i),
-        current_dc: at(row.idc, i),
-        voltage_ac: at(row.vac, i),
-        current_ac: at(row.iac, i),
-        pf: at(row.pf, i),
-      }),
-    )
+    const values = {
+      voltage_dc: at(row.vdc, i),
+      current_dc: at(row.idc, i),
+      voltage_ac: at(row.vac, i),
+      current_ac: at(row.iac, i),
+      pf: at(row.pf, i),
+      power_reactive: at(row.qr, i),
+      phase_angle: at(row.pa, i),
+    }
+    visit(t, derivePower(values), reactiveSign(values) !== undefined)
   }
 }
 
@@ -216,7 +234,8 @@ export class PostgresTelemetryStore implements TelemetryStore {
     const { rows } = await sql<PowerRow>`
       select r.k, date_part('epoch', t.t0) * 1000 as t0, t.step_ms, t.offsets_ms,
         t.voltage_dc::text as vdc, t.current_dc::text as idc, t.voltage_ac::text as vac,
-        t.current_ac::text as iac, t.pf::text as pf
+        t.current_ac::text as iac, t.pf::text as pf,
+        t.other -> 'power_reactive' as qr, t.other -> 'phase_angle' as pa
       from unnest(
         ${ranges.map((r) => r.devicePk)}::int[],
         ${ranges.map((r) => r.start)}::float8[],
@@ -236,6 +255,8 @@ export class PostgresTelemetryStore implements TelemetryStore {
       vac: float8s(row.vac),
       iac: float8s(row.iac),
       pf: float8s(row.pf),
+      qr: numbers(row.qr),
+      pa: numbers(row.pa),
     }))
   }
 

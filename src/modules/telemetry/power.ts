@@ -5,6 +5,10 @@ export interface ElectricalValues {
   voltage_ac?: number
   current_ac?: number
   pf?: number
+  /** Q as the meter measured it (var, + inductive, − capacitive), when it sends one. */
+  power_reactive?: number
+  /** The phase angle φ (°, −180…180): the sign of Q when the meter does not send Q. */
+  phase_angle?: number
 }
 
 /** Powers the server derives (PROTOCOL.md "Values the server computes"): W, VA, var. */
@@ -40,5 +44,21 @@ export function derivePower(values: ElectricalValues): DerivedPower {
   const p = s * pf
   // (S − |P|)(S + |P|) is S² − P² without the cancellation of two large squares; clamp rounding below 0
   const a = Math.abs(p)
-  return { power_active: p, power_apparent: s, power_reactive: Math.sqrt(Math.max(0, (s - a) * (s + a))) }
+  const magnitude = Math.sqrt(Math.max(0, (s - a) * (s + a)))
+  const sign = reactiveSign(values)
+  const q =
+    finite(values.power_reactive) && sign !== undefined ? values.power_reactive : (sign ?? 1) * magnitude
+  return { power_active: p, power_apparent: s, power_reactive: q }
+}
+
+/**
+ * The sign of Q when the meter states it: that of its `power_reactive` (+ inductive, − capacitive),
+ * else of sin φ from its `phase_angle`; undefined when it sends neither (PF alone has no sign of Q:
+ * the reactive energy is then a magnitude, reported as such, never guessed).
+ */
+export function reactiveSign(values: ElectricalValues): 1 | -1 | undefined {
+  const { power_reactive: q, phase_angle: phi } = values
+  if (finite(q) && !isAbsurd('power_reactive', q)) return q < 0 ? -1 : 1
+  if (finite(phi) && !isAbsurd('phase_angle', phi)) return Math.sin((phi * Math.PI) / 180) < 0 ? -1 : 1
+  return undefined
 }

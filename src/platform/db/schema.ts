@@ -119,6 +119,13 @@ export interface EnergyIntervalsTable {
   export_wh: number
   apparent_vah: number | null
   reactive_varh: number | null
+  apparent_import_vah: number | null
+  apparent_export_vah: number | null
+  reactive_import_inductive_varh: number | null
+  reactive_import_capacitive_varh: number | null
+  reactive_export_inductive_varh: number | null
+  reactive_export_capacitive_varh: number | null
+  reactive_unsigned_varh: number | null
   covered_ms: number
   updated_at: Timestamp
 }
