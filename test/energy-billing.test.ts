@@ -427,6 +427,29 @@ describe('billing-grade energy through MQTT (issue 14)', () => {
     assertRel(e.totals.import_kwh, kwh(P_DC, 120 * SEC), 'both boots')
   })
 
+  test('/registers?at= reads the cumulative registers at an instant, like the meter display', async () => {
+    const id = await device('registers')
+    await send(id, run(id, 0, H0 + 2 * MIN, 12)) // 120 s of 225 kW from 17:02
+    await stored(id, 120)
+    const at = async (when: number | string) => {
+      const res = await get(`/api/devices/${id}/registers?at=${typeof when === 'number' ? iso(when) : when}`)
+      assert.equal(res.statusCode, 200, res.body)
+      return res.json()
+    }
+    assert.equal((await at(H0)).registers.import_kwh, 0)
+    // Mid-register (17:02:30: inside the 17:00–17:05 interval): 30 s from the samples.
+    const mid = await at(H0 + 2 * MIN + 30 * SEC)
+    assert.equal(mid.registers.import_kwh, kwh(P_DC, 30 * SEC))
+    assert.equal(mid.registers.covered_s, 30)
+    const all = await at(H0 + HOUR)
+    assert.equal(all.registers.import_kwh, kwh(P_DC, 120 * SEC))
+    assert.equal(all.registers.final, true)
+    assert.equal((await at('now()')).registers.import_kwh, kwh(P_DC, 120 * SEC))
+    const bad = await get(`/api/devices/${id}/registers?at=-999999d`)
+    assert.equal(bad.statusCode, 400)
+    assert.match(bad.json().error, /^at: /)
+  })
+
   test('/energy as CSV with format=csv or Accept: text/csv, one line per interval', async () => {
     const id = await device('csv')
     await send(id, run(id, 0, H0, 6))

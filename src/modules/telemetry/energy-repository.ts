@@ -137,6 +137,24 @@ export async function readIntervals(
   })
 }
 
+/** Every register of a device added up over the intervals starting before `before` (a meter's reading). */
+export async function sumBefore(db: Db, devicePk: number, before: number): Promise<EnergyInterval> {
+  const sums = sql.join(REGISTER_COLUMNS.map((c) => sql`sum(${sql.ref(c)}) as ${sql.ref(c)}`))
+  const { rows } = await sql<Record<string, number | string | null>>`
+    select ${sums}, sum(covered_ms) as covered_ms from energy_intervals
+    where device_pk = ${devicePk}::int and start < ${iso(before)}::timestamptz`.execute(db)
+  const r = rows[0] ?? {}
+  const row = emptyInterval(0)
+  const value = (v: unknown) => (v === null || v === undefined ? null : Number(v))
+  row.import_wh = value(r.import_wh) ?? 0
+  row.export_wh = value(r.export_wh) ?? 0
+  row.covered_ms = value(r.covered_ms) ?? 0
+  row.apparent_vah = value(r.apparent_vah)
+  row.reactive_varh = value(r.reactive_varh)
+  for (const k of SPLIT_REGISTERS) row[k] = value(r[k])
+  return row
+}
+
 export async function insertGaps(db: Db, gaps: GapRecord[]) {
   if (gaps.length === 0) return
   await db

@@ -6,8 +6,8 @@ import { checkZone, ENERGY_PERIODS, type EnergyPeriod, MAX_ROWS } from './calend
 import type { EnergyTotals } from './energy-integrator.ts'
 import type { EnergyService } from './energy-service.ts'
 import { energyWindow } from './energy-window.ts'
-import { parseWindow } from './routes.ts'
-import { TIME_POINT_HELP } from './time-range.ts'
+import { parseInstant, parseWindow } from './routes.ts'
+import { EARLIEST, TIME_POINT_HELP } from './time-range.ts'
 
 const EnergyQuery = Type.Object({
   start: Type.String({ default: '-24h', maxLength: 40, description: TIME_POINT_HELP }),
@@ -110,6 +110,19 @@ function toCsv(rows: Record<string, unknown>[]): string {
   return `${[CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((c) => cell(r[c])).join(','))].join('\r\n')}\r\n`
 }
 
+const RegistersQuery = Type.Object({
+  at: Type.String({ default: 'now()', maxLength: 40, description: TIME_POINT_HELP }),
+})
+const { coverage: _coverage, ...Cumulative } = Registers
+const RegistersAnswer = Type.Object({
+  device_id: Type.String(),
+  at: IsoTime,
+  registers: Type.Object({
+    ...Cumulative,
+    covered_s: Type.Number({ description: 'seconds of data the registers were integrated from' }),
+  }),
+})
+
 /** GET /api/devices/{device_id}/energy: load profile (traction vs regenerated) with coverage. */
 export const energyRoutes: FastifyPluginAsyncTypebox<{
   energy: EnergyService
@@ -164,6 +177,35 @@ export const energyRoutes: FastifyPluginAsyncTypebox<{
         tz,
         rows,
         totals: registers(window.totals, stop - start),
+      }
+    },
+  )
+
+  app.get(
+    '/api/devices/:device_id/registers',
+    {
+      schema: {
+        tags: ['telemetry'],
+        summary: 'Cumulative energy registers of a device at an instant (the meter display)',
+        description:
+          'Import, export, apparent and four-quadrant reactive registers integrated from the first sample up to `at`.',
+        params: DeviceParams,
+        querystring: RegistersQuery,
+        response: { 200: RegistersAnswer, ...errors(400, 404) },
+      },
+    },
+    async (request) => {
+      const now = Date.now()
+      const at = parseInstant('at', request.query.at, now)
+      const device = await devices.get(request.params.device_id)
+      const sum = await energy.registersAt(device.id, at)
+      const open = await energy.openGaps(device.id, EARLIEST, at)
+      const final = at + energy.graceMs <= now && open.length === 0
+      const { coverage: _, ...values } = registers({ ...sum, final }, 0)
+      return {
+        device_id: device.device_id,
+        at: new Date(at).toISOString(),
+        registers: { ...values, covered_s: sum.covered_ms / 1000 },
       }
     },
   )

@@ -176,6 +176,19 @@ export class EnergyService {
     })
   }
 
+  /**
+   * The cumulative registers of a device at an instant, like reading the meter's display: every
+   * stored interval before the one holding `at`, plus that one up to `at` from the samples.
+   */
+  async registersAt(devicePk: number, at: number): Promise<EnergyInterval> {
+    const I = this.o.intervalMs
+    const cut = Math.floor(at / I) * I
+    await this.recompute({ devicePk, upTo: cut })
+    const whole = await repo.sumBefore(this.o.db, devicePk, cut)
+    if (at > cut) addInto(whole, (await this.pieces(devicePk, [{ from: cut, to: at }]))[0] as EnergyInterval)
+    return whole
+  }
+
   /** The time ranges of a device's recorded seq gaps touching [start, stop): data may still come. */
   openGaps(devicePk: number, start: number, stop: number): Promise<{ from: number; to: number }[]> {
     return repo.gapBreaks(this.o.db, [{ devicePk, from: start, to: stop }]).then((r) => r[0] ?? [])

@@ -33,7 +33,8 @@ const Point = Type.Object({
   value: Type.Number(),
 })
 
-function timePoint(name: 'start' | 'stop', text: string, now: number): number {
+/** One instant of a query (`name` is the parameter), a 400 naming it when unreadable or out of range. */
+export function parseInstant(name: string, text: string, now: number): number {
   const t = parseTimePoint(text, now)
   if (t === undefined) throw badRequest(`${name}: must be ${TIME_POINT_HELP} (got "${text}")`)
   if (t < EARLIEST || t > LATEST)
@@ -43,8 +44,8 @@ function timePoint(name: 'start' | 'stop', text: string, now: number): number {
 
 /** Parses the time window of a query, 400 naming the parameter on anything else. */
 export function parseWindow(query: { start: string; stop: string }, now = Date.now()) {
-  const start = timePoint('start', query.start, now)
-  const stop = timePoint('stop', query.stop, now)
+  const start = parseInstant('start', query.start, now)
+  const stop = parseInstant('stop', query.stop, now)
   if (stop <= start) throw badRequest('start must be before stop')
   return { start, stop }
 }
