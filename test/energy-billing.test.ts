@@ -261,6 +261,34 @@ describe('billing-grade energy through MQTT (issue 14)', () => {
     assert.match(resolved.details.resolution, /filled by late data: 1 message\(s\) \(seq 10\)/)
   })
 
+  test('an outage: the meter reconnects (status online), then its buffer empties late; not taken for a reboot', async () => {
+    const id = await device('outage')
+    const all = run(id, 0, H0, 30)
+    // Another broker delivered 0–9 and 20–29; the link to the first one was down for 10–19.
+    await send(id, [...all.slice(0, 10), ...all.slice(20)])
+    await new Promise((r) => setTimeout(r, 500)) // past the grace period: the hole is a gap
+    // The meter reconnects to it (a reboot may follow: seq going back would be a new boot) …
+    const online = { v: 2, device_id: id, ts: iso(H0 + 310 * SEC), status: 'online' }
+    await send(id, [online], meter, 'status')
+    // … but what comes is its buffer, late: seqs of this boot never seen.
+    await send(id, all.slice(10, 20))
+    await stored(id, 300)
+    const e = await waitFor(async () => {
+      const answer = await energy(id, H0, H0 + HOUR)
+      return answer.totals.final ? answer : null
+    })
+    assertRel(e.totals.import_kwh, kwh(P_DC, 300 * SEC), 'every datagram integrated')
+    assert.equal(e.totals.coverage, 300 / 3600)
+    const alerts = (await get(`/api/devices/${id}/alerts`)).json() as {
+      alert_type: string
+      resolved_at: string
+    }[]
+    assert.ok(
+      alerts.filter((a) => a.alert_type === 'sequence_gap').every((a) => a.resolved_at),
+      'no gap left open',
+    )
+  })
+
   test('v1 messages sharing a timestamp are all in the time series', async () => {
     const id = await device('v1')
     const timestamp = iso(H0 + 5 * MIN)
@@ -274,7 +302,7 @@ describe('billing-grade energy through MQTT (issue 14)', () => {
       return list.length === 2 ? list : null
     })
     assert.deepEqual((temps as { value: number }[]).map((p) => p.value).sort(), [25.7, 26.1])
-    assert.equal((await samples(id, 'battery')).length, 1)
+    await waitFor(async () => (await samples(id, 'battery')).length === 1, 10_000, 'the third v1 message')
   })
 
   test('SI prefixes are converted; a unit that does not fit is rejected, counted, alerted and archived', async () => {

@@ -21,6 +21,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/devices/:device_id/config-history': 'viewer',
   'GET /api/devices/:device_id/metrics': 'viewer',
   'GET /api/devices/:device_id/energy': 'viewer',
+  'GET /api/devices/:device_id/registers': 'viewer',
   'GET /api/devices/:device_id/raw-data': 'viewer',
   'GET /api/devices/:device_id/raw-data/*': 'viewer',
   'GET /api/devices/:device_id/alerts': 'viewer',

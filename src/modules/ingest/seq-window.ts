@@ -142,7 +142,11 @@ export class SeqWindow {
       this.fill(seq, ts)
       return 'accept'
     }
-    if (ts > this.highTs || this.expectReboot) return this.reboot(seq, ts, id)
+    // With a reboot announced (status online, a smaller uptime), a seq going back is a new boot even
+    // with an odd clock — unless it is an unseen seq inside the window: a buffer emptying after
+    // the reconnect sends those, late.
+    const unseenInWindow = back < this.size && this.digests[slot] === 0
+    if (ts > this.highTs || (this.expectReboot && !unseenInWindow)) return this.reboot(seq, ts, id)
     if (back < this.size) {
       if (this.digests[slot] !== 0) return 'conflict'
       this.digests[slot] = id

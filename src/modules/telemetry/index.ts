@@ -25,10 +25,11 @@ export {
   totals,
 } from './energy-integrator.ts'
 export type { EnergyService } from './energy-service.ts'
+export { parseFloat8Array } from './float8-array.ts'
 export { type InfluxStoreOptions, InfluxTelemetryStore } from './influx-store.ts'
 export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
 export { type PostgresStoreOptions, PostgresTelemetryStore } from './postgres-store.ts'
-export { type DerivedPower, derivePower, type ElectricalValues } from './power.ts'
+export { type DerivedPower, derivePower, type ElectricalValues, reactiveSign } from './power.ts'
 export { gapRecorded, type SeqRun, storedSeqs } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
