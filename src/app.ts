@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
 import { createArchiveModule } from './modules/archive/index.ts'
-import { createAuthModule } from './modules/auth/index.ts'
+import { createAuthModule, securityOf } from './modules/auth/index.ts'
 import { createCommandsModule } from './modules/commands/index.ts'
 import { dashboardPlugin } from './modules/dashboard/index.ts'
 import { createDeviceAuthModule } from './modules/device-auth/index.ts'
@@ -30,7 +30,7 @@ export interface AppOptions {
 export const app = fp<AppOptions>(
   async (fastify, { config, inMemoryDb }) => {
     installErrorHandler(fastify)
-    await registerOpenApi(fastify, VERSION)
+    await registerOpenApi(fastify, VERSION, config.AUTH_DISABLED ? undefined : securityOf(config))
     await fastify.register(metricsPlugin.default, {
       endpoint: '/metrics',
       clearRegisterOnInit: true,

@@ -176,7 +176,7 @@ describe('deployment files', () => {
 
   before(async () => {
     t = await build()
-    const res = await t.app.inject({ url: '/metrics' })
+    const res = await t.inject({ url: '/metrics' })
     assert.equal(res.statusCode, 200)
     for (const m of res.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) exported.set(m[1] as string, m[2] as string)
   })

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import type { Config } from '../../config.ts'
@@ -14,8 +14,13 @@ export { type Access, accessFor, allows, POLICY, ROLES, type Role } from './poli
 export { type Principal, TOKEN_NOT_FOUND, type TokenInfo, TokenService } from './service.ts'
 export { hashToken } from './token-secret.ts'
 
-/** The OpenAPI security scheme of the API, for @fastify/swagger's `components.securitySchemes`. */
-export const bearerSecurityScheme = { bearerAuth: { type: 'http', scheme: 'bearer' } } as const
+/** For the OpenAPI document: does this route need a bearer token under this configuration? */
+export function securityOf(config: Config) {
+  return (method: string, url: string): 'bearer' | 'public' => {
+    const access = accessFor(method, url)
+    return access === 'public' || (access === 'metrics' && !config.METRICS_TOKEN) ? 'public' : 'bearer'
+  }
+}
 
 /** Token lookups are trusted this long: a revocation made on another replica (or the CLI) bites within it. */
 export const TOKEN_CACHE_TTL_MS = 30_000
@@ -61,14 +66,6 @@ export function createAuthModule({ db, config, log }: AuthModuleOptions) {
           enabled: !config.AUTH_DISABLED,
         }),
       )
-      // OpenAPI: mark protected routes, only when @fastify/swagger is there (registered before the routes).
-      app.addHook('onRoute', (route: RouteOptions) => {
-        if (config.AUTH_DISABLED || !app.hasPlugin('@fastify/swagger')) return
-        const method = Array.isArray(route.method) ? route.method[0] : route.method
-        if (method && route.schema && accessFor(method, route.url) !== 'public') {
-          route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as RouteOptions['schema']
-        }
-      })
       await app.register(tokenRoutes, { tokens: service })
     },
     { name: 'auth', dependencies: ['db'] },
