@@ -15,7 +15,7 @@ import { statsPlugin } from './modules/stats/index.ts'
 import { createTelemetryModule } from './modules/telemetry/index.ts'
 import { dbPlugin } from './platform/db/index.ts'
 import { installErrorHandler } from './platform/errors.ts'
-import { mqttPlugin } from './platform/mqtt/index.ts'
+import { meterBroker, mqttPlugin } from './platform/mqtt/index.ts'
 import { registerOpenApi } from './platform/openapi.ts'
 import { readinessPlugin } from './platform/readiness.ts'
 import { VERSION } from './version.ts'
@@ -107,7 +107,11 @@ export const app = fp<AppOptions>(
       commands: commands.service,
       ingest: ingest.service,
     })
-    await fastify.register(dashboardPlugin, { authDisabled: config.AUTH_DISABLED })
+    await fastify.register(dashboardPlugin, {
+      authDisabled: config.AUTH_DISABLED,
+      version: VERSION,
+      broker: () => meterBroker(fastify, config),
+    })
   },
   { name: 'iot-meter' },
 )

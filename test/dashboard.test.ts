@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import type { BrowserContext, Page } from 'playwright-core'
+import { VERSION } from '../src/version.ts'
 import { launchChromium, skipWithoutChromium } from './helpers/browser.ts'
 import { type ServerProcess, startServer } from './helpers/process.ts'
 
@@ -121,6 +122,18 @@ describe('dashboard in headless Chromium against the real server and simulator',
     for (const dir of [profile, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
+  browserTest('before sign-in nothing that needs a session is shown', async () => {
+    await page.goto(`${server.baseUrl}/`)
+    await page.waitForURL(/#\/login/)
+    await page.waitForSelector('#token')
+    for (const selector of ['#main-nav', '#who', '#who-role', '#logout', '#server-info']) {
+      assert.equal(await page.locator(selector).isVisible(), false, `${selector} is hidden before sign-in`)
+    }
+    for (const text of ['Fleet', 'Alerts', 'Sign out', 'signed in']) {
+      assert.equal(await page.getByText(text, { exact: true }).isVisible(), false, `"${text}" is not shown`)
+    }
+  })
+
   browserTest('a wrong token shows the login error', async () => {
     await page.goto(`${server.baseUrl}/`)
     await page.waitForURL(/#\/login/)
@@ -150,6 +163,14 @@ describe('dashboard in headless Chromium against the real server and simulator',
       `server listening after ${((listenedAt - startedAt) / 1000).toFixed(1)} s; devices online in the fleet view after ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
     )
     assert.match((await page.textContent('#who-role')) ?? '', /admin/)
+    // The footer: the server's version and the broker address a meter should use.
+    await page.waitForSelector('#server-info:not([hidden]) [data-broker]')
+    assert.match(
+      (await page.textContent('#server-info')) ?? '',
+      new RegExp(`IoT Meter ${VERSION.replace(/\./g, '\\.')}`),
+    )
+    assert.equal(await page.textContent('[data-broker]'), `mqtt://127.0.0.1:${server.brokerPort}`)
+    assert.equal(await page.locator('#logout').isVisible(), true)
     await screenshot(page, 'fleet')
   })
 
