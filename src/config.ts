@@ -16,6 +16,12 @@ export const ConfigSchema = Type.Object({
   PORT: port(8080, 'HTTP port'),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'HTTP listen address' }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
+  LOG_FORMAT: Type.Optional(
+    Type.Enum(['pretty', 'json'], {
+      description:
+        'pretty: one readable line per event; json: pino JSON lines. Unset: pretty when stdout is a terminal',
+    }),
+  ),
   DATA_DIR: Type.String({
     minLength: 1,
     default: './data',

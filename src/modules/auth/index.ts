@@ -14,6 +14,13 @@ export { type Access, accessFor, allows, POLICY, ROLES, type Role } from './poli
 export { type Principal, TOKEN_NOT_FOUND, type TokenInfo, TokenService } from './service.ts'
 export { hashToken } from './token-secret.ts'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The admin token created at this first start (to be shown once), else null. */
+    bootstrapToken?: string | null
+  }
+}
+
 /** For the OpenAPI document: does this route need a bearer token under this configuration? */
 export function securityOf(config: Config) {
   return (method: string, url: string): 'bearer' | 'public' => {
@@ -49,13 +56,10 @@ export function createAuthModule({ db, config, log }: AuthModuleOptions) {
           'HTTP authentication is OFF (AUTH_DISABLED=true): anyone who reaches this port may do anything',
         )
       } else {
+        // Shown once, plainly, by the start-up banner (src/banner.ts), not buried in a log line here.
         const token = await service.bootstrap()
-        if (token) {
-          app.log.warn(
-            `no admin token existed: created API token "bootstrap-admin" (role admin), shown only this once: ${token}` +
-              ' — store it, create named tokens with POST /api/tokens, then revoke this one',
-          )
-        }
+        if (token) app.log.info('no admin token existed: created API token "bootstrap-admin" (role admin)')
+        app.decorate('bootstrapToken', token ?? null)
       }
       app.addHook(
         'onRequest',
