@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # IoT Meter: one container that runs the compiled server (dist/src/main.js).
 # Embedded defaults (PGlite, MQTT broker, file archive under /data) unless DATABASE_URL, MQTT_URL,
-# INFLUX_URL or S3_BUCKET point at real services; see README "Production".
+# INFLUX_URL or S3_BUCKET point at real services; see docs/OPERATIONS.md.
 #
 #   docker build -t iot-meter .
 #   docker run -p 8080:8080 -p 1883:1883 -v iot-meter-data:/data iot-meter

@@ -14,7 +14,7 @@ export interface StartupFacts {
   database: string
   data_dir: string
   simulator: string
-  token: string
+  token_help: string
   /** Created at this start and shown only now; undefined when an admin token existed. */
   bootstrap_token?: string
 }
@@ -63,7 +63,7 @@ export function startupFacts(
     database: describeDatabase(config),
     data_dir: resolve(config.DATA_DIR),
     simulator: describeSimulator(config),
-    token: describeToken(config, bootstrapToken),
+    token_help: describeToken(config, bootstrapToken),
     ...(bootstrapToken ? { bootstrap_token: bootstrapToken } : {}),
   }
 }
@@ -77,7 +77,7 @@ export function bannerText(facts: StartupFacts): string {
     ['Database', facts.database],
     ['Data directory', facts.data_dir],
     ['Simulator', facts.simulator],
-    ['API token', facts.token],
+    ['API token', facts.token_help],
   ]
   const lines = [
     '',
@@ -96,6 +96,6 @@ export function bannerText(facts: StartupFacts): string {
       '           curl -H "Authorization: Bearer $IOT_TOKEN" ' + `${facts.dashboard}api/devices`,
     )
   }
-  lines.push('', '  Stop with Ctrl+C. Docs: README.md, docs/', '')
+  lines.push('', '  Stop with Ctrl+C. Meters: docs/PROTOCOL.md. Operations: docs/OPERATIONS.md.', '')
   return lines.join('\n')
 }
