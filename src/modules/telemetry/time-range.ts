@@ -8,6 +8,11 @@ export function parseDuration(text: string): number | undefined {
   return ms > 0 ? ms : undefined
 }
 
+/** Points outside 1970–9999 are refused: PostgreSQL cannot read the ISO text of a year below 0 (a 500). */
+const EARLIEST = Date.UTC(1970, 0, 1)
+const LATEST = Date.UTC(10000, 0, 1) - 1
+const inRange = (t: number) => (t >= EARLIEST && t <= LATEST ? t : undefined)
+
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d)$/
 
 /**
@@ -18,11 +23,12 @@ export function parseTimePoint(text: string, now: number): number | undefined {
   if (text === 'now()' || text === 'now') return now
   if (text.startsWith('-')) {
     const ms = parseDuration(text.slice(1))
-    return ms === undefined ? undefined : now - ms
+    return ms === undefined ? undefined : inRange(now - ms)
   }
   if (!ISO.test(text)) return undefined
   const t = Date.parse(text)
-  return Number.isFinite(t) ? t : undefined
+  return Number.isFinite(t) ? inRange(t) : undefined
 }
 
-export const TIME_POINT_HELP = 'now(), a relative duration such as -30m, -24h, -7d, or an ISO 8601 timestamp'
+export const TIME_POINT_HELP =
+  'now(), a relative duration such as -30m, -24h, -7d, or an ISO 8601 timestamp, within 1970–9999'
