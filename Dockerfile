@@ -1,13 +1,16 @@
 # syntax=docker/dockerfile:1
 # IoT Meter: one container that runs the compiled server (dist/src/main.js).
 # Embedded defaults (PGlite, MQTT broker, file archive under /data) unless DATABASE_URL, MQTT_URL,
-# INFLUX_URL or S3_BUCKET point at real services; see README "Production".
+# INFLUX_URL or S3_BUCKET point at real services; see docs/OPERATIONS.md.
 #
 #   docker build -t iot-meter .
 #   docker run -p 8080:8080 -p 1883:1883 -v iot-meter-data:/data iot-meter
 
-# Node 22 LTS: the dependencies are pinned to versions that also run on Node 20 (package.json engines).
-ARG NODE_IMAGE=node:22-bookworm-slim
+# Node 26, the current LTS (active since October 2026). package.json says node >=20.11: every pinned
+# dependency declares an engines range that includes Node 20 and 26, and the suite runs on Node 20
+# (the development and CI machines have only Node 20.20). Build with another line if needed:
+#   docker build --build-arg NODE_IMAGE=node:24-bookworm-slim -t iot-meter .
+ARG NODE_IMAGE=node:26-bookworm-slim
 
 # --- build: compile TypeScript (src and migrations) to dist/ ------------------------------------
 FROM ${NODE_IMAGE} AS build

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
 import { createArchiveModule } from './modules/archive/index.ts'
-import { createAuthModule } from './modules/auth/index.ts'
+import { createAuthModule, securityOf } from './modules/auth/index.ts'
 import { createCommandsModule } from './modules/commands/index.ts'
 import { dashboardPlugin } from './modules/dashboard/index.ts'
 import { createDeviceAuthModule } from './modules/device-auth/index.ts'
@@ -15,7 +15,7 @@ import { statsPlugin } from './modules/stats/index.ts'
 import { createTelemetryModule } from './modules/telemetry/index.ts'
 import { dbPlugin } from './platform/db/index.ts'
 import { installErrorHandler } from './platform/errors.ts'
-import { mqttPlugin } from './platform/mqtt/index.ts'
+import { meterBroker, mqttPlugin } from './platform/mqtt/index.ts'
 import { registerOpenApi } from './platform/openapi.ts'
 import { readinessPlugin } from './platform/readiness.ts'
 import { VERSION } from './version.ts'
@@ -30,7 +30,7 @@ export interface AppOptions {
 export const app = fp<AppOptions>(
   async (fastify, { config, inMemoryDb }) => {
     installErrorHandler(fastify)
-    await registerOpenApi(fastify, VERSION)
+    await registerOpenApi(fastify, VERSION, config.AUTH_DISABLED ? undefined : securityOf(config))
     await fastify.register(metricsPlugin.default, {
       endpoint: '/metrics',
       clearRegisterOnInit: true,
@@ -107,7 +107,11 @@ export const app = fp<AppOptions>(
       commands: commands.service,
       ingest: ingest.service,
     })
-    await fastify.register(dashboardPlugin, { authDisabled: config.AUTH_DISABLED })
+    await fastify.register(dashboardPlugin, {
+      authDisabled: config.AUTH_DISABLED,
+      version: VERSION,
+      broker: () => meterBroker(fastify, config),
+    })
   },
   { name: 'iot-meter' },
 )

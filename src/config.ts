@@ -4,7 +4,7 @@ import { Value } from 'typebox/value'
 
 /**
  * The whole configuration of the process, read once from the environment at start.
- * Every variable is documented in the README's configuration table; nothing else reads process.env.
+ * Every variable is documented in docs/CONFIGURATION.md (npm run docs:config); nothing else reads process.env.
  */
 const oneOf = <const T extends string[]>(values: T, fallback: T[number], description: string) =>
   Type.Enum(values, { default: fallback, description })
@@ -16,6 +16,12 @@ export const ConfigSchema = Type.Object({
   PORT: port(8080, 'HTTP port'),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'HTTP listen address' }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
+  LOG_FORMAT: Type.Optional(
+    Type.Enum(['pretty', 'json'], {
+      description:
+        'pretty: one readable line per event; json: pino JSON lines. Unset: pretty when stdout is a terminal',
+    }),
+  ),
   DATA_DIR: Type.String({
     minLength: 1,
     default: './data',
@@ -40,7 +46,13 @@ export const ConfigSchema = Type.Object({
       .slice(0, 40)}`,
     description: 'stable MQTT client id of this replica (persistent session)',
   }),
-  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({
+    description:
+      'how long a graceful close (draining the journal into the stores) may take before the process exits',
+    minimum: 100,
+    maximum: 120000,
+    default: 10000,
+  }),
 
   MQTT_SHARED_GROUP: Type.Optional(
     Type.String({
@@ -53,20 +65,35 @@ export const ConfigSchema = Type.Object({
   INFLUX_URL: Type.Optional(
     Type.String({ pattern: '^https?://', description: 'InfluxDB 2 URL; unset = PostgreSQL' }),
   ),
-  INFLUX_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
-  INFLUX_ORG: Type.Optional(Type.String({ minLength: 1 })),
-  INFLUX_BUCKET: Type.Optional(Type.String({ minLength: 1 })),
+  INFLUX_TOKEN: Type.Optional(
+    Type.String({
+      description:
+        'InfluxDB API token, limited to the bucket (influx auth create --read-bucket --write-bucket)',
+      minLength: 1,
+    }),
+  ),
+  INFLUX_ORG: Type.Optional(Type.String({ description: 'InfluxDB organisation', minLength: 1 })),
+  INFLUX_BUCKET: Type.Optional(Type.String({ description: 'InfluxDB bucket', minLength: 1 })),
   S3_BUCKET: Type.Optional(
     Type.String({
       pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
       description: 'archive bucket; unset = files',
     }),
   ),
-  S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
-  S3_REGION: Type.String({ minLength: 1, default: 'us-east-1' }),
-  S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1 })),
-  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1 })),
-  S3_FORCE_PATH_STYLE: Type.Boolean({ default: true }),
+  S3_ENDPOINT: Type.Optional(
+    Type.String({ description: 'S3-compatible endpoint (MinIO…); unset = AWS', pattern: '^https?://' }),
+  ),
+  S3_REGION: Type.String({ description: 'S3 region', minLength: 1, default: 'us-east-1' }),
+  S3_ACCESS_KEY_ID: Type.Optional(
+    Type.String({ description: 'access key of the archive (allowed only S3_BUCKET)', minLength: 1 }),
+  ),
+  S3_SECRET_ACCESS_KEY: Type.Optional(
+    Type.String({ description: 'secret of S3_ACCESS_KEY_ID', minLength: 1 }),
+  ),
+  S3_FORCE_PATH_STYLE: Type.Boolean({
+    description: 'path-style URLs (http://host/bucket/key): MinIO needs them, AWS works either way',
+    default: true,
+  }),
 
   // Security (modules auth and ingest; platform mqtt)
   AUTH_DISABLED: Type.Boolean({
@@ -81,8 +108,18 @@ export const ConfigSchema = Type.Object({
   ),
   CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1, description: 'comma-separated allowed origins' })),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: '0 = off' }),
-  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
-  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 1024 * 1024 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({
+    description: 'window of RATE_LIMIT_MAX',
+    minimum: 100,
+    maximum: 3_600_000,
+    default: 60_000,
+  }),
+  BODY_LIMIT_BYTES: Type.Integer({
+    description: 'largest HTTP request body',
+    minimum: 1024,
+    maximum: 100 * 1024 * 1024,
+    default: 1024 * 1024,
+  }),
   MQTT_DEVICE_AUTH: oneOf(
     ['token', 'mtls', 'none'],
     'token',
@@ -114,7 +151,14 @@ export const ConfigSchema = Type.Object({
     default: 60_000,
     description: 'window of MQTT_AUTH_FAIL_MAX, counted from the first failure',
   }),
-  MQTT_TLS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  MQTT_TLS_PORT: Type.Optional(
+    Type.Integer({
+      description:
+        'TLS listener of the embedded broker (needs MQTT_TLS_CERT, MQTT_TLS_KEY; MQTT_TLS_CA for mtls)',
+      minimum: 0,
+      maximum: 65535,
+    }),
+  ),
   MQTT_TLS_CERT: Type.Optional(
     Type.String({ minLength: 1, description: 'PEM file of the broker certificate' }),
   ),
@@ -122,9 +166,24 @@ export const ConfigSchema = Type.Object({
   MQTT_TLS_CA: Type.Optional(
     Type.String({ minLength: 1, description: 'PEM file of the CA that signs devices' }),
   ),
-  INGEST_MAX_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
-  INGEST_MAX_FUTURE_S: Type.Integer({ minimum: 0, maximum: 365 * 86400, default: 86400 }),
-  INGEST_MAX_PAST_S: Type.Integer({ minimum: 0, maximum: 20 * 365 * 86400, default: 365 * 86400 }),
+  INGEST_MAX_BYTES: Type.Integer({
+    description: 'largest MQTT message the ingest accepts',
+    minimum: 256,
+    maximum: 16 * 1024 * 1024,
+    default: 64 * 1024,
+  }),
+  INGEST_MAX_FUTURE_S: Type.Integer({
+    description: 'how far in the future a message timestamp may lie before it is rejected',
+    minimum: 0,
+    maximum: 365 * 86400,
+    default: 86400,
+  }),
+  INGEST_MAX_PAST_S: Type.Integer({
+    description: 'how far in the past a message timestamp may lie before it is rejected',
+    minimum: 0,
+    maximum: 20 * 365 * 86400,
+    default: 365 * 86400,
+  }),
   INGEST_DEVICE_RATE_MAX: Type.Integer({
     minimum: 0,
     maximum: 1_000_000,
@@ -150,11 +209,37 @@ export const ConfigSchema = Type.Object({
     default: 5000,
     description: 'messages per flush',
   }),
-  INGEST_MAX_INFLIGHT: Type.Integer({ minimum: 10, maximum: 10_000_000, default: 10000 }),
-  INGEST_GAP_GRACE_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30000 }),
-  INGEST_DEDUP_WINDOW: Type.Integer({ minimum: 64, maximum: 65536, default: 1024 }),
-  DEVICE_CACHE_MAX: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 100000 }),
-  LIVENESS_SWEEP_MS: Type.Integer({ minimum: 100, maximum: 600000, default: 5000 }),
+  INGEST_MAX_INFLIGHT: Type.Integer({
+    description: 'acknowledged but not yet stored messages before intake pauses (backpressure)',
+    minimum: 10,
+    maximum: 10_000_000,
+    default: 10000,
+  }),
+  INGEST_GAP_GRACE_MS: Type.Integer({
+    description:
+      'how long a missing seq may still arrive (out of order, another broker) before it counts as a gap',
+    minimum: 0,
+    maximum: 3_600_000,
+    default: 30000,
+  }),
+  INGEST_DEDUP_WINDOW: Type.Integer({
+    description: 'seqs per device remembered for deduplication',
+    minimum: 64,
+    maximum: 65536,
+    default: 1024,
+  }),
+  DEVICE_CACHE_MAX: Type.Integer({
+    description: 'devices whose dedup window and id lookup stay cached in memory (LRU)',
+    minimum: 100,
+    maximum: 10_000_000,
+    default: 100000,
+  }),
+  LIVENESS_SWEEP_MS: Type.Integer({
+    description: 'how often silent devices are marked offline',
+    minimum: 100,
+    maximum: 600000,
+    default: 5000,
+  }),
   ARCHIVE_FLUSH_MS: Type.Integer({
     minimum: 10,
     maximum: 1000,
@@ -163,7 +248,12 @@ export const ConfigSchema = Type.Object({
   }),
 
   // Commands (module commands)
-  COMMAND_ACK_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
+  COMMAND_ACK_TIMEOUT_S: Type.Integer({
+    description: 'a command without an ack after this long becomes timeout',
+    minimum: 1,
+    maximum: 86400,
+    default: 300,
+  }),
 
   // Power and energy (module telemetry)
   ENERGY_INTERVAL: oneOf(['5m', '15m', '1h'], '5m', 'register interval of the stored energy profile'),
@@ -172,23 +262,75 @@ export const ConfigSchema = Type.Object({
   ),
 
   // Simulator (module simulator)
-  SIMULATOR_ENABLED: Type.Boolean({ default: false }),
-  SIMULATOR_DEVICES: Type.Integer({ minimum: 0, maximum: 100000, default: 3 }),
-  SIMULATOR_AC_SHARE: Type.Number({ minimum: 0, maximum: 1, default: 0.34 }),
-  SIMULATOR_SEND_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 3600, default: 10 }),
-  SIMULATOR_HELLO_INTERVAL_S: Type.Integer({ minimum: 5, maximum: 3600, default: 30 }),
-  SIMULATOR_SAMPLING_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 1000 }),
-  SIMULATOR_SEED: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 1 }),
-  SIMULATOR_DUPLICATE_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
-  SIMULATOR_DROP_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
-  SIMULATOR_REORDER_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  SIMULATOR_ENABLED: Type.Boolean({
+    description: 'run simulated meters inside the server (they speak only MQTT)',
+    default: false,
+  }),
+  SIMULATOR_DEVICES: Type.Integer({
+    description: 'number of simulated meters',
+    minimum: 0,
+    maximum: 100000,
+    default: 3,
+  }),
+  SIMULATOR_AC_SHARE: Type.Number({
+    description: 'share of AC meters (the rest are DC)',
+    minimum: 0,
+    maximum: 1,
+    default: 0.34,
+  }),
+  SIMULATOR_SEND_INTERVAL_S: Type.Integer({
+    description: 'telemetry send interval of the simulated meters',
+    minimum: 1,
+    maximum: 3600,
+    default: 10,
+  }),
+  SIMULATOR_HELLO_INTERVAL_S: Type.Integer({
+    description: 'hello interval of the simulated meters',
+    minimum: 5,
+    maximum: 3600,
+    default: 30,
+  }),
+  SIMULATOR_SAMPLING_MS: Type.Integer({
+    description: 'sampling cadence of the simulated meters',
+    minimum: 100,
+    maximum: 60000,
+    default: 1000,
+  }),
+  SIMULATOR_SEED: Type.Integer({
+    description: 'seed of the simulation (reproducible runs)',
+    minimum: 0,
+    maximum: 2 ** 31 - 1,
+    default: 1,
+  }),
+  SIMULATOR_DUPLICATE_RATE: Type.Number({
+    description: 'fault injection: share of messages sent twice',
+    minimum: 0,
+    maximum: 1,
+    default: 0,
+  }),
+  SIMULATOR_DROP_RATE: Type.Number({
+    description: 'fault injection: share of messages never sent (seq gaps)',
+    minimum: 0,
+    maximum: 1,
+    default: 0,
+  }),
+  SIMULATOR_REORDER_RATE: Type.Number({
+    description: 'fault injection: share of messages sent out of order',
+    minimum: 0,
+    maximum: 1,
+    default: 0,
+  }),
   SIMULATOR_REBOOT_EVERY_S: Type.Integer({
     minimum: 0,
     maximum: 864000,
     default: 0,
     description: '0 = never',
   }),
-  SIMULATOR_ID_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,40}$', default: 'sim' }),
+  SIMULATOR_ID_PREFIX: Type.String({
+    description: 'prefix of the simulated device ids (<prefix>-dc-0001)',
+    pattern: '^[A-Za-z0-9_.-]{1,40}$',
+    default: 'sim',
+  }),
 })
 
 export type Config = Readonly<Static<typeof ConfigSchema>>

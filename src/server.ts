@@ -1,13 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { type AppOptions, app } from './app.ts'
-import { loggerOptions, requestId } from './platform/logging.ts'
+import { logFormat, loggerOptions, QuietReadsLogController, requestId } from './platform/logging.ts'
 import { validatorCompiler } from './platform/validation.ts'
 
 /** Builds the Fastify instance (logger, validation, limits) around the application plugin. */
 export async function buildServer(options: AppOptions): Promise<FastifyInstance> {
   const server = Fastify({
-    logger: loggerOptions(options.config.LOG_LEVEL),
+    logger: loggerOptions(options.config.LOG_LEVEL, logFormat(options.config.LOG_FORMAT)),
+    logController: new QuietReadsLogController(),
     genReqId: requestId,
     requestIdHeader: false,
     bodyLimit: options.config.BODY_LIMIT_BYTES,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -457,6 +458,9 @@ test('first start prints one admin token; the CLI creates, lists and revokes on 
     ...(schema ? { DATABASE_URL: schema.url } : {}),
   }
   const first = await startServer(env)
+  // The token's line follows the start-up ("ready"), just after "Server listening".
+  const deadline = Date.now() + 10_000
+  while (!/shown only this once/.test(first.output()) && Date.now() < deadline) await delay(50)
   const shown = /"level":40,.*shown only this once: (im_[A-Za-z0-9_-]{43})/.exec(first.output())
   assert.ok(shown?.[1], first.output())
   const admin = bearer(shown[1])

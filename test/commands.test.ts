@@ -31,7 +31,7 @@ function facadeOf(t: TestApp): CommandsService {
 
 async function register(t: TestApp, prefix = 'cmd'): Promise<{ deviceId: string; pk: number }> {
   const deviceId = uniqueName(prefix)
-  const res = await t.app.inject({
+  const res = await t.inject({
     method: 'POST',
     url: '/api/devices',
     payload: { device_id: deviceId, device_name: 'M' },
@@ -41,16 +41,16 @@ async function register(t: TestApp, prefix = 'cmd'): Promise<{ deviceId: string;
 }
 
 const send = (t: TestApp, deviceId: string, body: unknown) =>
-  t.app.inject({ method: 'POST', url: `/api/devices/${deviceId}/commands`, payload: body as object })
+  t.inject({ method: 'POST', url: `/api/devices/${deviceId}/commands`, payload: body as object })
 
 const command = async (t: TestApp, cmdId: string) =>
-  (await t.app.inject({ url: `/api/commands/${cmdId}` })).json()
+  (await t.inject({ url: `/api/commands/${cmdId}` })).json()
 
 const ack = (t: TestApp, cmdId: string, body: unknown) =>
-  t.app.inject({ method: 'PUT', url: `/api/commands/${cmdId}/ack`, payload: body as object })
+  t.inject({ method: 'PUT', url: `/api/commands/${cmdId}/ack`, payload: body as object })
 
 const alertsOf = async (t: TestApp, deviceId: string, type: string) =>
-  (await t.app.inject({ url: `/api/devices/${deviceId}/alerts` }))
+  (await t.inject({ url: `/api/devices/${deviceId}/alerts` }))
     .json()
     .filter((a: { alert_type: string }) => a.alert_type === type)
 
@@ -150,7 +150,7 @@ describe('commands', () => {
       assert.equal(res.statusCode, 400, JSON.stringify(body))
       assert.match(res.json().error, field, JSON.stringify(body))
     }
-    const stored = await t.app.inject({ url: `/api/devices/${deviceId}/commands` })
+    const stored = await t.inject({ url: `/api/devices/${deviceId}/commands` })
     assert.deepEqual(stored.json(), [], 'a refused command is not stored')
   })
 
@@ -172,7 +172,7 @@ describe('commands', () => {
       ['GET', `/api/devices/${deviceId}/commands?limit=0`, undefined, 400, /limit/],
     ]
     for (const [method, url, payload, status, message] of cases) {
-      const res = await t.app.inject({ method: method as 'GET', url, payload: payload as object })
+      const res = await t.inject({ method: method as 'GET', url, payload: payload as object })
       assert.equal(res.statusCode, status, `${method} ${url}`)
       assert.match(res.json().error, message, `${method} ${url}`)
     }
@@ -199,7 +199,7 @@ describe('commands', () => {
       assert.deepEqual(envelope.params, params)
       assert.match(String(envelope.ts), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
 
-      const keyRes = await t.app.inject({ url: `/api/devices/${deviceId}/command-key` })
+      const keyRes = await t.inject({ url: `/api/devices/${deviceId}/command-key` })
       assert.equal(keyRes.statusCode, 200)
       const { command_key: key, rotated_at } = keyRes.json()
       assert.match(key, /^[0-9a-f]{64}$/)
@@ -227,7 +227,7 @@ describe('commands', () => {
       ]
       for (const forged of tampered) assert.equal(verifyCommand(forged, key), false, JSON.stringify(forged))
       const other = await register(t)
-      const otherKey = (await t.app.inject({ url: `/api/devices/${other.deviceId}/command-key` })).json()
+      const otherKey = (await t.inject({ url: `/api/devices/${other.deviceId}/command-key` })).json()
         .command_key
       assert.equal(verifyCommand(envelope, otherKey), false, "another device's key does not verify")
 
@@ -299,11 +299,11 @@ describe('commands', () => {
     assert.equal(acked.json().detail, 'applied')
     assert.ok(acked.json().acked_at)
 
-    const device = (await t.app.inject({ url: `/api/devices/${deviceId}` })).json()
+    const device = (await t.inject({ url: `/api/devices/${deviceId}` })).json()
     assert.equal(device.config.send_interval_s, 45)
     assert.equal(device.config.hello_interval_s, 60)
     assert.equal(device.config.sampling_cadence_ms, 1000, 'fields not in the command stay')
-    const history = (await t.app.inject({ url: `/api/devices/${deviceId}/config-history` })).json()
+    const history = (await t.inject({ url: `/api/devices/${deviceId}/config-history` })).json()
     assert.equal(history.length, 2)
     assert.equal(history[0].source, 'update_config')
     assert.equal(history[0].cmd_id, cmdId)
@@ -315,13 +315,13 @@ describe('commands', () => {
     const other = await ack(t, cmdId, { result: 'rejected' })
     assert.equal(other.statusCode, 409)
     assert.match(other.json().error, /already acknowledged/)
-    const historyAfter = (await t.app.inject({ url: `/api/devices/${deviceId}/config-history` })).json()
+    const historyAfter = (await t.inject({ url: `/api/devices/${deviceId}/config-history` })).json()
     assert.equal(historyAfter.length, 2, 'a repeated ack applies nothing twice')
 
     const refused = await send(t, deviceId, { cmd: 'update_config', params: { send_interval_s: 5 } })
     const rejected = await ack(t, refused.json().cmd_id, { result: 'rejected', detail: 'busy' })
     assert.equal(rejected.json().status, 'rejected')
-    const unchanged = (await t.app.inject({ url: `/api/devices/${deviceId}` })).json()
+    const unchanged = (await t.inject({ url: `/api/devices/${deviceId}` })).json()
     assert.equal(unchanged.config.send_interval_s, 45, 'a rejected update_config changes nothing')
   })
 
@@ -353,9 +353,9 @@ describe('commands', () => {
     ).json()
     await facade.handleAck(deviceId, { cmd_id: config.cmd_id, result: 'accepted', ts })
     assert.equal((await command(t, config.cmd_id)).status, 'accepted')
-    const device = (await t.app.inject({ url: `/api/devices/${deviceId}` })).json()
+    const device = (await t.inject({ url: `/api/devices/${deviceId}` })).json()
     assert.equal(device.config.sampling_cadence_ms, 500)
-    const history = (await t.app.inject({ url: `/api/devices/${deviceId}/config-history` })).json()
+    const history = (await t.inject({ url: `/api/devices/${deviceId}/config-history` })).json()
     assert.equal(history[0].cmd_id, config.cmd_id)
   })
 
@@ -366,14 +366,14 @@ describe('commands', () => {
       ids.push((await send(t, deviceId, { cmd })).json().cmd_id)
     await ack(t, ids[1] as string, { result: 'rejected' })
     const list = async (query: string) =>
-      (await t.app.inject({ url: `/api/devices/${deviceId}/commands${query}` }))
+      (await t.inject({ url: `/api/devices/${deviceId}/commands${query}` }))
         .json()
         .map((c: { cmd: string }) => c.cmd)
     assert.deepEqual(await list(''), ['factory_reset', 'request_status', 'reboot'])
     assert.deepEqual(await list('?status=rejected'), ['request_status'])
     assert.deepEqual(await list('?status=sent'), ['factory_reset', 'reboot'])
     assert.deepEqual(await list('?limit=1&offset=1'), ['request_status'])
-    const full = (await t.app.inject({ url: `/api/devices/${deviceId}/commands?limit=1` })).json()[0]
+    const full = (await t.inject({ url: `/api/devices/${deviceId}/commands?limit=1` })).json()[0]
     for (const field of ['cmd_id', 'device_id', 'cmd', 'params', 'status', 'detail', 'ota', 'created_at']) {
       assert.ok(field in full, field)
     }
@@ -385,9 +385,9 @@ describe('commands', () => {
     const issued = await t.app.db.selectFrom('device_keys').selectAll().where('device_pk', '=', pk).execute()
     assert.equal(issued.length, 1, 'registration issued a key')
 
-    const first = (await t.app.inject({ url: `/api/devices/${deviceId}/command-key` })).json()
+    const first = (await t.inject({ url: `/api/devices/${deviceId}/command-key` })).json()
     assert.equal(first.command_key, issued[0]?.command_key)
-    const rotated = await t.app.inject({ method: 'POST', url: `/api/devices/${deviceId}/command-key/rotate` })
+    const rotated = await t.inject({ method: 'POST', url: `/api/devices/${deviceId}/command-key/rotate` })
     assert.equal(rotated.statusCode, 200)
     const second = rotated.json()
     assert.match(second.command_key, /^[0-9a-f]{64}$/)
@@ -395,7 +395,7 @@ describe('commands', () => {
     assert.ok(second.rotated_at)
     assert.equal(second.created_at, first.created_at)
     assert.equal(
-      (await t.app.inject({ url: `/api/devices/${deviceId}/command-key` })).json().command_key,
+      (await t.inject({ url: `/api/devices/${deviceId}/command-key` })).json().command_key,
       second.command_key,
     )
 
@@ -410,7 +410,7 @@ describe('commands', () => {
     }
 
     await t.app.db.deleteFrom('device_keys').where('device_pk', '=', pk).execute()
-    const lazy = await t.app.inject({ url: `/api/devices/${deviceId}/command-key` })
+    const lazy = await t.inject({ url: `/api/devices/${deviceId}/command-key` })
     assert.equal(lazy.statusCode, 200, 'a device without a key gets one on first use')
     assert.match(lazy.json().command_key, /^[0-9a-f]{64}$/)
     assert.equal(lazy.json().rotated_at, null)
@@ -438,7 +438,7 @@ describe('commands', () => {
     await report('downloading', 1, 50)
     await report('downloading', 3, 100)
     await report('downloading', 2, 75) // a copy that arrives late: older than the last report
-    let ota = (await t.app.inject({ url: `/api/devices/${deviceId}/ota` })).json()
+    let ota = (await t.inject({ url: `/api/devices/${deviceId}/ota` })).json()
     assert.equal(ota.cmd_id, cmdId)
     assert.equal(ota.status, 'accepted')
     assert.equal(ota.ota.state, 'downloading')
@@ -448,7 +448,7 @@ describe('commands', () => {
     await report('verifying', 4)
     await report('applying', 5)
     await facade.handleHello(deviceId, '2.0.0') // the old firmware keeps sending hellos before the reboot
-    ota = (await t.app.inject({ url: `/api/devices/${deviceId}/ota` })).json().ota
+    ota = (await t.inject({ url: `/api/devices/${deviceId}/ota` })).json().ota
     assert.equal(ota.state, 'applying')
     assert.equal(ota.confirmed, undefined)
     assert.deepEqual(
@@ -457,7 +457,7 @@ describe('commands', () => {
     )
 
     await facade.handleHello(deviceId, '2.1.0', 3)
-    ota = (await t.app.inject({ url: `/api/devices/${deviceId}/ota` })).json().ota
+    ota = (await t.inject({ url: `/api/devices/${deviceId}/ota` })).json().ota
     assert.equal(ota.state, 'success')
     assert.equal(ota.confirmed, true)
     assert.ok(ota.confirmed_at)
@@ -495,7 +495,7 @@ describe('commands', () => {
       fw_version_target: '2.1.0',
       ts: new Date(Date.now() + 1000).toISOString(),
     })
-    const failed = (await t.app.inject({ url: `/api/devices/${deviceId}/ota` })).json()
+    const failed = (await t.inject({ url: `/api/devices/${deviceId}/ota` })).json()
     assert.equal(failed.ota.state, 'failed')
     assert.equal(failed.ota.detail, 'sha256 mismatch')
     assert.equal(failed.ota.progress_pct, 10)
@@ -609,7 +609,7 @@ describe('command outbox', () => {
         assert.equal(stored.status, 'pending')
         assert.equal(stored.sent_at, null)
         const pending = (
-          await first.app.inject({ url: `/api/devices/${deviceId}/commands?status=pending` })
+          await first.inject({ url: `/api/devices/${deviceId}/commands?status=pending` })
         ).json()
         assert.deepEqual(
           pending.map((c: { cmd_id: string }) => c.cmd_id),
@@ -650,7 +650,7 @@ describe('command outbox', () => {
 
     const t = await build({ MQTT_URL: url })
     try {
-      await t.app.inject({
+      await t.inject({
         method: 'POST',
         url: '/api/devices',
         payload: { device_id: deviceId, device_name: 'M' },
@@ -668,7 +668,7 @@ describe('command outbox', () => {
       try {
         const envelope = await meter.next()
         assert.equal(envelope.cmd_id, cmdId)
-        const key = (await t.app.inject({ url: `/api/devices/${deviceId}/command-key` })).json().command_key
+        const key = (await t.inject({ url: `/api/devices/${deviceId}/command-key` })).json().command_key
         assert.ok(verifyCommand(envelope, key))
       } finally {
         await meter.close()

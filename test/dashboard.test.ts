@@ -4,16 +4,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
+import { VERSION } from '../src/version.ts'
+import { launchChromium, skipWithoutChromium } from './helpers/browser.ts'
 import { type ServerProcess, startServer } from './helpers/process.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
 const ADMIN_TOKEN = 'dashboard-test-admin-token-0123456789'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const results = join(root, 'test-results')
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium) to run the browser tests`
 
 /** The little of the DOM the in-page functions below use (the tests compile without lib.dom). */
 interface PageElement {
@@ -48,13 +46,14 @@ async function screenshot(page: Page, name: string) {
   }
 }
 
-describe('dashboard in headless Chromium against the real server and simulator', { skip }, () => {
+describe('dashboard in headless Chromium against the real server and simulator', {
+  skip: skipWithoutChromium,
+}, () => {
   let server: ServerProcess
   let context: BrowserContext
   let page: Page
   let profile: string
   let dataDir: string
-  let authEnabled = true
   let startedAt = 0
   let listenedAt = 0
   const pageErrors: string[] = []
@@ -106,22 +105,9 @@ describe('dashboard in headless Chromium against the real server and simulator',
       60_000,
     )
     listenedAt = Date.now()
-    // Without a token, a 200 means this build has no authentication (the wrong-token case is then skipped).
-    authEnabled = (await fetch(`${server.baseUrl}/api/stats`)).status === 401
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 800 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    })
+    // The default configuration requires a token: a 200 here means authentication is off, which is a bug.
+    assert.equal((await fetch(`${server.baseUrl}/api/stats`)).status, 401, 'authentication is on')
+    context = await launchChromium(profile)
     page = context.pages()[0] ?? (await context.newPage())
     page.setDefaultTimeout(30_000)
     page.on('pageerror', (error) => pageErrors.push(error.message))
@@ -136,12 +122,20 @@ describe('dashboard in headless Chromium against the real server and simulator',
     for (const dir of [profile, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
-  browserTest('a wrong token shows the login error', async (t) => {
+  browserTest('before sign-in nothing that needs a session is shown', async () => {
     await page.goto(`${server.baseUrl}/`)
-    if (!authEnabled) {
-      t.skip('the server runs without authentication (no auth module or AUTH_DISABLED): no login to test')
-      return
+    await page.waitForURL(/#\/login/)
+    await page.waitForSelector('#token')
+    for (const selector of ['#main-nav', '#who', '#who-role', '#logout', '#server-info']) {
+      assert.equal(await page.locator(selector).isVisible(), false, `${selector} is hidden before sign-in`)
     }
+    for (const text of ['Fleet', 'Alerts', 'Sign out', 'signed in']) {
+      assert.equal(await page.getByText(text, { exact: true }).isVisible(), false, `"${text}" is not shown`)
+    }
+  })
+
+  browserTest('a wrong token shows the login error', async () => {
+    await page.goto(`${server.baseUrl}/`)
     await page.waitForURL(/#\/login/)
     await page.fill('#token', 'not-a-valid-token-at-all')
     await page.click('form button[type=submit]')
@@ -151,10 +145,8 @@ describe('dashboard in headless Chromium against the real server and simulator',
   })
 
   browserTest('signing in shows the simulated devices online with counts', async (t) => {
-    if (authEnabled) {
-      await page.fill('#token', ADMIN_TOKEN)
-      await page.click('form button[type=submit]')
-    }
+    await page.fill('#token', ADMIN_TOKEN)
+    await page.click('form button[type=submit]')
     await page.waitForURL(/#\/fleet/)
     await page.waitForFunction(
       () => document.querySelectorAll('tr[data-device-id][data-status="online"]').length === 3,
@@ -170,7 +162,15 @@ describe('dashboard in headless Chromium against the real server and simulator',
     t.diagnostic(
       `server listening after ${((listenedAt - startedAt) / 1000).toFixed(1)} s; devices online in the fleet view after ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
     )
-    assert.match((await page.textContent('#who-role')) ?? '', authEnabled ? /admin/ : /authentication off/)
+    assert.match((await page.textContent('#who-role')) ?? '', /admin/)
+    // The footer: the server's version and the broker address a meter should use.
+    await page.waitForSelector('#server-info:not([hidden]) [data-broker]')
+    assert.match(
+      (await page.textContent('#server-info')) ?? '',
+      new RegExp(`IoT Meter ${VERSION.replace(/\./g, '\\.')}`),
+    )
+    assert.equal(await page.textContent('[data-broker]'), `mqtt://127.0.0.1:${server.brokerPort}`)
+    assert.equal(await page.locator('#logout').isVisible(), true)
     await screenshot(page, 'fleet')
   })
 
@@ -235,11 +235,7 @@ describe('dashboard in headless Chromium against the real server and simulator',
     assert.ok(acknowledged.some((a) => a.id === alert.id))
   })
 
-  browserTest('a rejected token sends the user back to the login with a message', async (t) => {
-    if (!authEnabled) {
-      t.skip('the server runs without authentication')
-      return
-    }
+  browserTest('a rejected token sends the user back to the login with a message', async () => {
     await page.evaluate(() => sessionStorage.setItem('iot-meter.token', 'revoked-token-0000000000'))
     await page.goto(`${server.baseUrl}/#/fleet`)
     await page.waitForURL(/#\/login/)

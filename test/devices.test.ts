@@ -9,8 +9,7 @@ describe('devices API', () => {
   })
   after(() => t.close())
 
-  const create = (body: unknown) =>
-    t.app.inject({ method: 'POST', url: '/api/devices', payload: body as object })
+  const create = (body: unknown) => t.inject({ method: 'POST', url: '/api/devices', payload: body as object })
 
   test('create returns 201 with every field of the contract', async () => {
     const res = await create({
@@ -59,13 +58,13 @@ describe('devices API', () => {
 
   test('registration writes the first entry of the configuration history', async () => {
     await create({ device_id: 'dev-hist', device_name: 'H' })
-    const res = await t.app.inject({ url: '/api/devices/dev-hist/config-history' })
+    const res = await t.inject({ url: '/api/devices/dev-hist/config-history' })
     assert.equal(res.statusCode, 200)
     const history = res.json()
     assert.equal(history.length, 1)
     assert.equal(history[0].source, 'registration')
     assert.equal(history[0].config.hello_interval_s, 30)
-    assert.equal((await t.app.inject({ url: '/api/devices/nope/config-history' })).statusCode, 404)
+    assert.equal((await t.inject({ url: '/api/devices/nope/config-history' })).statusCode, 404)
   })
 
   test('duplicate create returns 409 with the contract message', async () => {
@@ -76,7 +75,7 @@ describe('devices API', () => {
   })
 
   test('a NUL character in a query parameter is a 400 naming it (found by fuzzing: was a 500)', async () => {
-    const res = await t.app.inject({ url: '/api/devices?type=a%00b' })
+    const res = await t.inject({ url: '/api/devices?type=a%00b' })
     assert.equal(res.statusCode, 400, res.body)
     assert.match(res.json().error, /type must not contain NUL/)
   })
@@ -103,7 +102,7 @@ describe('devices API', () => {
       assert.equal(res.statusCode, 400, JSON.stringify(body))
       assert.match(res.json().error, field, JSON.stringify(body))
     }
-    const bad = await t.app.inject({
+    const bad = await t.inject({
       method: 'POST',
       url: '/api/devices',
       headers: { 'content-type': 'application/json' },
@@ -115,13 +114,13 @@ describe('devices API', () => {
 
   test('get returns the device, unknown gives 404, a bad id 400', async () => {
     await create({ device_id: 'dev-get', device_name: 'G' })
-    const ok = await t.app.inject({ url: '/api/devices/dev-get' })
+    const ok = await t.inject({ url: '/api/devices/dev-get' })
     assert.equal(ok.statusCode, 200)
     assert.equal(ok.json().device_name, 'G')
-    const missing = await t.app.inject({ url: '/api/devices/nope' })
+    const missing = await t.inject({ url: '/api/devices/nope' })
     assert.equal(missing.statusCode, 404)
     assert.deepEqual(missing.json(), { error: 'Device not found' })
-    const bad = await t.app.inject({ url: `/api/devices/${'y'.repeat(70)}` })
+    const bad = await t.inject({ url: `/api/devices/${'y'.repeat(70)}` })
     assert.equal(bad.statusCode, 400)
   })
 
@@ -134,33 +133,33 @@ describe('devices API', () => {
       device_type: 'lst_dc',
       location: 'South 100%',
     })
-    const all = (await t.app.inject({ url: '/api/devices' })).json()
+    const all = (await t.inject({ url: '/api/devices' })).json()
     const ids = all.map((d: { device_id: string }) => d.device_id)
     assert.ok(ids.indexOf('lst-3') < ids.indexOf('lst-2') && ids.indexOf('lst-2') < ids.indexOf('lst-1'))
 
-    const byType = (await t.app.inject({ url: '/api/devices?type=lst_dc' })).json()
+    const byType = (await t.inject({ url: '/api/devices?type=lst_dc' })).json()
     assert.deepEqual(
       byType.map((d: { device_id: string }) => d.device_id),
       ['lst-3', 'lst-2'],
     )
-    const byStatus = (await t.app.inject({ url: '/api/devices?status=maintenance' })).json()
+    const byStatus = (await t.inject({ url: '/api/devices?status=maintenance' })).json()
     assert.deepEqual(
       byStatus.map((d: { device_id: string }) => d.device_id),
       ['lst-2'],
     )
-    const search = (await t.app.inject({ url: '/api/devices?q=tram' })).json()
+    const search = (await t.inject({ url: '/api/devices?q=tram' })).json()
     assert.deepEqual(search.map((d: { device_id: string }) => d.device_id).sort(), ['lst-1', 'lst-2'])
-    const literalPercent = (await t.app.inject({ url: '/api/devices?q=100%25' })).json()
+    const literalPercent = (await t.inject({ url: '/api/devices?q=100%25' })).json()
     assert.deepEqual(
       literalPercent.map((d: { device_id: string }) => d.device_id),
       ['lst-3'],
     )
-    const page = (await t.app.inject({ url: '/api/devices?type=lst_dc&limit=1&offset=1' })).json()
+    const page = (await t.inject({ url: '/api/devices?type=lst_dc&limit=1&offset=1' })).json()
     assert.deepEqual(
       page.map((d: { device_id: string }) => d.device_id),
       ['lst-2'],
     )
-    const unknownConn = (await t.app.inject({ url: '/api/devices?connection_status=unknown&q=lst' })).json()
+    const unknownConn = (await t.inject({ url: '/api/devices?connection_status=unknown&q=lst' })).json()
     assert.equal(unknownConn.length, 3)
     for (const url of [
       '/api/devices?limit=0',
@@ -168,7 +167,7 @@ describe('devices API', () => {
       '/api/devices?connection_status=sleeping',
       '/api/devices?offset=-1',
     ]) {
-      const res = await t.app.inject({ url })
+      const res = await t.inject({ url })
       assert.equal(res.statusCode, 400, url)
       assert.match(res.json().error, /querystring/, url)
     }
@@ -176,7 +175,7 @@ describe('devices API', () => {
 
   test('update changes only the given fields; empty body 400; unknown 404', async () => {
     await create({ device_id: 'dev-upd', device_name: 'Before', location: 'A' })
-    const res = await t.app.inject({
+    const res = await t.inject({
       method: 'PUT',
       url: '/api/devices/dev-upd',
       payload: { device_name: 'After', metadata: { k: 1 } },
@@ -185,16 +184,16 @@ describe('devices API', () => {
     assert.equal(res.json().device_name, 'After')
     assert.equal(res.json().location, 'A')
     assert.deepEqual(res.json().metadata, { k: 1 })
-    const empty = await t.app.inject({ method: 'PUT', url: '/api/devices/dev-upd', payload: {} })
+    const empty = await t.inject({ method: 'PUT', url: '/api/devices/dev-upd', payload: {} })
     assert.equal(empty.statusCode, 400)
-    const wrongType = await t.app.inject({
+    const wrongType = await t.inject({
       method: 'PUT',
       url: '/api/devices/dev-upd',
       payload: { location: 5 },
     })
     assert.equal(wrongType.statusCode, 400)
     assert.match(wrongType.json().error, /location/)
-    const missing = await t.app.inject({
+    const missing = await t.inject({
       method: 'PUT',
       url: '/api/devices/nope',
       payload: { location: 'x' },
@@ -204,17 +203,17 @@ describe('devices API', () => {
 
   test('delete removes the device and its alerts; a second delete is 404', async () => {
     await create({ device_id: 'dev-del', device_name: 'D' })
-    const alert = await t.app.inject({
+    const alert = await t.inject({
       method: 'POST',
       url: '/api/devices/dev-del/alerts',
       payload: { message: 'm' },
     })
     assert.equal(alert.statusCode, 201)
-    const res = await t.app.inject({ method: 'DELETE', url: '/api/devices/dev-del' })
+    const res = await t.inject({ method: 'DELETE', url: '/api/devices/dev-del' })
     assert.equal(res.statusCode, 200)
     assert.deepEqual(res.json(), { message: 'Device deleted successfully' })
-    assert.equal((await t.app.inject({ url: '/api/devices/dev-del' })).statusCode, 404)
-    assert.equal((await t.app.inject({ method: 'DELETE', url: '/api/devices/dev-del' })).statusCode, 404)
+    assert.equal((await t.inject({ url: '/api/devices/dev-del' })).statusCode, 404)
+    assert.equal((await t.inject({ method: 'DELETE', url: '/api/devices/dev-del' })).statusCode, 404)
     const left = await t.app.db
       .selectFrom('device_alerts')
       .select('id')
@@ -226,25 +225,25 @@ describe('devices API', () => {
   test('heartbeat sets last_seen and online; 404 for unknown', async () => {
     await create({ device_id: 'dev-hb', device_name: 'H' })
     const before = Date.now()
-    const res = await t.app.inject({ method: 'POST', url: '/api/devices/dev-hb/heartbeat' })
+    const res = await t.inject({ method: 'POST', url: '/api/devices/dev-hb/heartbeat' })
     assert.equal(res.statusCode, 200)
     assert.deepEqual(res.json(), { message: 'Heartbeat received' })
-    const status = (await t.app.inject({ url: '/api/devices/dev-hb/status' })).json()
+    const status = (await t.inject({ url: '/api/devices/dev-hb/status' })).json()
     assert.equal(status.connection_status, 'online')
     assert.ok(Date.parse(status.last_seen) >= before - 1000)
-    assert.equal((await t.app.inject({ method: 'POST', url: '/api/devices/nope/heartbeat' })).statusCode, 404)
+    assert.equal((await t.inject({ method: 'POST', url: '/api/devices/nope/heartbeat' })).statusCode, 404)
   })
 
   test('status get/put', async () => {
     await create({ device_id: 'dev-st', device_name: 'S' })
-    const get = await t.app.inject({ url: '/api/devices/dev-st/status' })
+    const get = await t.inject({ url: '/api/devices/dev-st/status' })
     assert.deepEqual(get.json(), {
       device_id: 'dev-st',
       connection_status: 'unknown',
       last_seen: null,
       fw_version: null,
     })
-    const put = await t.app.inject({
+    const put = await t.inject({
       method: 'PUT',
       url: '/api/devices/dev-st/status',
       payload: { connection_status: 'offline', fw_version: '2.1.0' },
@@ -252,15 +251,15 @@ describe('devices API', () => {
     assert.equal(put.statusCode, 200)
     assert.equal(put.json().connection_status, 'offline')
     assert.equal(put.json().fw_version, '2.1.0')
-    const bad = await t.app.inject({
+    const bad = await t.inject({
       method: 'PUT',
       url: '/api/devices/dev-st/status',
       payload: { connection_status: 'asleep' },
     })
     assert.equal(bad.statusCode, 400)
     assert.match(bad.json().error, /connection_status/)
-    assert.equal((await t.app.inject({ url: '/api/devices/nope/status' })).statusCode, 404)
-    const missing = await t.app.inject({
+    assert.equal((await t.inject({ url: '/api/devices/nope/status' })).statusCode, 404)
+    const missing = await t.inject({
       method: 'PUT',
       url: '/api/devices/nope/status',
       payload: { connection_status: 'online' },
@@ -269,10 +268,10 @@ describe('devices API', () => {
   })
 
   test('stats count devices by status and connection, and unacknowledged alerts', async () => {
-    const res = await t.app.inject({ url: '/api/stats' })
+    const res = await t.inject({ url: '/api/stats' })
     assert.equal(res.statusCode, 200)
     const stats = res.json()
-    const devices = (await t.app.inject({ url: '/api/devices?limit=10000' })).json()
+    const devices = (await t.inject({ url: '/api/devices?limit=10000' })).json()
     assert.equal(stats.total_devices, devices.length)
     const sum = stats.device_by_status.reduce((s: number, r: { count: number }) => s + r.count, 0)
     assert.equal(sum, devices.length)
@@ -281,7 +280,7 @@ describe('devices API', () => {
   })
 
   test('unknown routes answer 404 in the error format', async () => {
-    const res = await t.app.inject({ url: '/api/nothing-here' })
+    const res = await t.inject({ url: '/api/nothing-here' })
     assert.equal(res.statusCode, 404)
     assert.match(res.json().error, /not found/)
   })

@@ -46,7 +46,7 @@ describe('energy through the whole pipeline', () => {
 
   const energy = async (id: string, interval = '1h') =>
     (
-      await t.app.inject({
+      await t.inject({
         url: `/api/devices/${id}/energy?start=${new Date(H0).toISOString()}&stop=${new Date(H0 + HOUR).toISOString()}&interval=${interval}`,
       })
     ).json()
@@ -60,7 +60,7 @@ describe('energy through the whole pipeline', () => {
     waitFor(
       async () =>
         (
-          await t.app.inject({
+          await t.inject({
             url: `/api/devices/${id}/metrics?metric=voltage_dc&start=${new Date(H0 - 60_000).toISOString()}&stop=${new Date(H0 + HOUR + 60_000).toISOString()}&limit=100000`,
           })
         ).json().length === samples,
@@ -132,10 +132,10 @@ describe('energy through the whole pipeline', () => {
       ['start=yesterday', /start/],
       ['start=now()&stop=-1h', /before/],
     ] as const) {
-      const res = await t.app.inject({ url: `/api/devices/${id}/energy?${query}` })
+      const res = await t.inject({ url: `/api/devices/${id}/energy?${query}` })
       assert.equal(res.statusCode, 400, query)
       assert.match(res.json().error, field)
     }
-    assert.equal((await t.app.inject({ url: '/api/devices/nobody/energy' })).statusCode, 404)
+    assert.equal((await t.inject({ url: '/api/devices/nobody/energy' })).statusCode, 404)
   })
 })

@@ -71,7 +71,7 @@ describe('billing-grade energy through MQTT (issue 14)', () => {
   const send = async (id: string, messages: unknown[], client = meter, topic = 'telemetry') => {
     for (const m of messages) await publishJson(client, `iot/${id}/${topic}`, m)
   }
-  const get = async (url: string) => t.app.inject({ url })
+  const get = async (url: string) => t.inject({ url })
   const iso = (ms: number) => new Date(ms).toISOString()
   const energy = async (id: string, from: number, to: number, interval = '1h', extra = '') => {
     const res = await get(
@@ -485,7 +485,7 @@ describe('billing-grade energy through MQTT (issue 14)', () => {
     const url = `/api/devices/${id}/energy?start=${iso(H0)}&stop=${iso(H0 + 15 * MIN)}&interval=5m`
     for (const res of [
       await get(`${url}&format=csv`),
-      await t.app.inject({ url, headers: { accept: 'text/csv' } }),
+      await t.inject({ url, headers: { accept: 'text/csv' } }),
     ]) {
       assert.equal(res.statusCode, 200, res.body)
       assert.match(String(res.headers['content-type']), /^text\/csv/)

@@ -45,7 +45,7 @@ const connect = (url: string, options: IClientOptions) =>
 
 /** A Prometheus counter summed over all its label sets. */
 async function counterSum(t: TestApp, name: string): Promise<number> {
-  const text = (await t.app.inject({ url: '/metrics' })).body
+  const text = (await t.inject({ url: '/metrics' })).body
   let sum = 0
   for (const line of text.split('\n')) if (line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop())
   return sum
@@ -200,7 +200,7 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
   let forger: { id: string; password: string }
 
   const rotate = async (id: string) => {
-    const res = await t.app.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
+    const res = await t.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
     assert.equal(res.statusCode, 200, res.body)
     return (res.json() as { password: string }).password
   }
@@ -433,7 +433,7 @@ describe('ingest throughput under an MQTT flood (MQTT_DEVICE_AUTH=token)', { ski
       meters.every((m) => m.client.connected),
       'no legitimate session was taken over by a bad CONNECT with its id',
     )
-    assert.equal((await t.app.inject({ url: '/readyz' })).statusCode, 200)
+    assert.equal((await t.inject({ url: '/readyz' })).statusCode, 200)
     measuredSlowdown = slowdown
   })
 

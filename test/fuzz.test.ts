@@ -443,7 +443,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
   before(async () => {
     t = await build({ INGEST_FLUSH_MS: '50' })
     await registerDevice(t, known)
-    const spec = (await t.app.inject({ url: '/openapi.json' })).json() as {
+    const spec = (await t.inject({ url: '/openapi.json' })).json() as {
       paths: Record<
         string,
         Record<
@@ -472,7 +472,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
     assert.ok(ops.length >= 20, `routes from /openapi.json: ${ops.length}`)
     // Warm up every route once, so lazily built state does not count as growth.
     for (const op of ops)
-      await t.app.inject({ method: op.method as 'GET', url: op.path.replace(/\{[^}]+\}/g, 'x') })
+      await t.inject({ method: op.method as 'GET', url: op.path.replace(/\{[^}]+\}/g, 'x') })
     baselineHeap = heapMb()
   })
   after(async () => {
@@ -583,7 +583,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
             const url = qs ? `${path}?${qs}` : path
             const hasBody = op.method !== 'GET' && op.method !== 'DELETE'
             const before = writes ? await counts() : undefined
-            const res = await t.app.inject({
+            const res = await t.inject({
               method: op.method as 'GET',
               url,
               ...(hasBody
@@ -606,7 +606,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
             }
             if (
               op.method === 'DELETE' &&
-              (await t.app.inject({ url: `/api/devices/${known}` })).statusCode === 404
+              (await t.inject({ url: `/api/devices/${known}` })).statusCode === 404
             )
               await registerDevice(t, known)
             assertNotPolluted(input)
@@ -618,7 +618,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
     process.stdout.write(
       `# fuzz: HTTP statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}\n`,
     )
-    const health = await t.app.inject({ url: '/healthz' })
+    const health = await t.inject({ url: '/healthz' })
     assert.equal(health.statusCode, 200)
   })
 
@@ -680,11 +680,11 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
       // Still healthy: a valid datagram after the garbage is stored.
       await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, 1, T0, 2), 1)
       await waitFor(async () => (await rows()) > storedBefore, 10000, 'the valid datagram stored')
-      const voltage = await t.app.inject({
+      const voltage = await t.inject({
         url: `/api/devices/${id}/metrics?metric=voltage_dc&start=${new Date(T0 - 60_000).toISOString()}&stop=${new Date(T0 + 60_000).toISOString()}`,
       })
       assert.equal(voltage.json().length, 2, 'exactly the valid datagram stored in its window')
-      assert.equal((await t.app.inject({ url: '/readyz' })).statusCode, 200)
+      assert.equal((await t.inject({ url: '/readyz' })).statusCode, 200)
       process.stdout.write(`# fuzz: MQTT ${payloads.length} rejected payloads, all counted, none stored\n`)
     } finally {
       await device.endAsync()
@@ -703,7 +703,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
 
 /** ingest_rejected_total summed over its reasons. */
 async function rejectedTotal(t: TestApp): Promise<number> {
-  const text = (await t.app.inject({ url: '/metrics' })).body
+  const text = (await t.inject({ url: '/metrics' })).body
   let sum = 0
   for (const line of text.split('\n'))
     if (line.startsWith('ingest_rejected_total{')) sum += Number(line.split(' ').pop())

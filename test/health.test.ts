@@ -12,23 +12,23 @@ describe('health, readiness, metrics', () => {
   after(() => t.close())
 
   test('/health keeps the earlier contract', async () => {
-    const res = await t.app.inject({ url: '/health' })
+    const res = await t.inject({ url: '/health' })
     assert.equal(res.statusCode, 200)
     assert.deepEqual(res.json(), { status: 'healthy', service: 'iot-meter' })
   })
 
   test('/healthz answers while the process runs', async () => {
-    const res = await t.app.inject({ url: '/healthz' })
+    const res = await t.inject({ url: '/healthz' })
     assert.equal(res.statusCode, 200)
     assert.equal(res.json().status, 'alive')
   })
 
   test('/readyz is 200 when database and broker answer', async () => {
     // The MQTT client connects asynchronously; give it a moment.
-    let res = await t.app.inject({ url: '/readyz' })
+    let res = await t.inject({ url: '/readyz' })
     for (let i = 0; i < 50 && res.statusCode !== 200; i++) {
       await new Promise((r) => setTimeout(r, 100))
-      res = await t.app.inject({ url: '/readyz' })
+      res = await t.inject({ url: '/readyz' })
     }
     assert.equal(res.statusCode, 200)
     assert.equal(res.json().status, 'ready')
@@ -40,7 +40,7 @@ describe('health, readiness, metrics', () => {
     t.app.readiness.add('probe', () => {
       throw new Error('probe is down')
     })
-    const res = await t.app.inject({ url: '/readyz' })
+    const res = await t.inject({ url: '/readyz' })
     assert.equal(res.statusCode, 503)
     assert.equal(res.json().status, 'not ready')
     assert.equal(res.json().checks.probe, 'probe is down')
@@ -48,8 +48,8 @@ describe('health, readiness, metrics', () => {
   })
 
   test('/metrics exposes HTTP histograms in Prometheus text', async () => {
-    await t.app.inject({ url: '/api/devices' })
-    const res = await t.app.inject({ url: '/metrics' })
+    await t.inject({ url: '/api/devices' })
+    const res = await t.inject({ url: '/metrics' })
     assert.equal(res.statusCode, 200)
     assert.match(res.headers['content-type'] as string, /text\/plain/)
     assert.match(res.body, /http_request_duration_seconds_bucket\{.*route="\/api\/devices"/)
@@ -57,9 +57,9 @@ describe('health, readiness, metrics', () => {
   })
 
   test('every response carries a request id, and a sane caller id is kept', async () => {
-    const res = await t.app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })
+    const res = await t.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })
     assert.equal(res.headers['x-request-id'], 'abc-123')
-    const minted = await t.app.inject({ url: '/health', headers: { 'x-request-id': 'bad id with spaces' } })
+    const minted = await t.inject({ url: '/health', headers: { 'x-request-id': 'bad id with spaces' } })
     assert.match(minted.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/)
   })
 })

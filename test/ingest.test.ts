@@ -50,7 +50,7 @@ describe('ingest pipeline', () => {
   }
   const points = async (deviceId: string, metric: string) =>
     (
-      await t.app.inject({
+      await t.inject({
         url: `/api/devices/${deviceId}/metrics?metric=${metric}&start=${new Date(T0 - 86400_000).toISOString()}&stop=now()`,
       })
     ).json()
@@ -70,17 +70,17 @@ describe('ingest pipeline', () => {
     assert.equal(power.length, 10)
     assert.equal(power[0].value, 225000)
     const archived = await waitFor(async () => {
-      const list = (await t.app.inject({ url: `/api/devices/${id}/raw-data` })).json()
+      const list = (await t.inject({ url: `/api/devices/${id}/raw-data` })).json()
       return list.length > 0 ? list : null
     }, 3000)
     assert.match(archived[0].filename, new RegExp(`^${id}/telemetry/\\d{4}/\\d\\d/\\d\\d/`))
     const relative = archived[0].filename.slice(id.length + 1)
-    const download = await t.app.inject({ url: `/api/devices/${id}/raw-data/${relative}` })
+    const download = await t.inject({ url: `/api/devices/${id}/raw-data/${relative}` })
     assert.equal(download.statusCode, 200)
     const line = JSON.parse(download.body.trim().split('\n')[0] as string)
     assert.equal(line.message.seq, 0)
     assert.equal(line.topic, `iot/${id}/telemetry`)
-    const registered = (await t.app.inject({ url: `/api/devices/${id}` })).json()
+    const registered = (await t.inject({ url: `/api/devices/${id}` })).json()
     assert.equal(registered.connection_status, 'online')
     assert.ok(registered.last_seen)
   })
@@ -93,9 +93,9 @@ describe('ingest pipeline', () => {
     await device.publishAsync(`iot/${id}/telemetry`, compact, { qos: 1 })
     await device.publishAsync(`iot/${id}/telemetry`, pretty, { qos: 1 })
     const download = (filename: string) =>
-      t.app.inject({ url: `/api/devices/${id}/raw-data/${filename.slice(id.length + 1)}` })
+      t.inject({ url: `/api/devices/${id}/raw-data/${filename.slice(id.length + 1)}` })
     const lines = (await waitFor(async () => {
-      const list = (await t.app.inject({ url: `/api/devices/${id}/raw-data` })).json() as {
+      const list = (await t.inject({ url: `/api/devices/${id}/raw-data` })).json() as {
         filename: string
       }[]
       const bodies = await Promise.all(list.map(async (o) => (await download(o.filename)).body))
@@ -169,7 +169,7 @@ describe('ingest pipeline', () => {
     for (const seq of [0, 1, 5, 6])
       await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, seq, T0 + seq * 10_000))
     const alerts = await waitFor(async () => {
-      const list = (await t.app.inject({ url: `/api/devices/${id}/alerts` })).json()
+      const list = (await t.inject({ url: `/api/devices/${id}/alerts` })).json()
       return list.length > 0 ? list : null
     }, 5000)
     assert.equal(alerts.length, 1)
@@ -177,7 +177,7 @@ describe('ingest pipeline', () => {
     assert.equal(alerts[0].details.missing, 3)
     assert.deepEqual(alerts[0].details.ranges, [{ from: 2, to: 4 }])
     await new Promise((r) => setTimeout(r, 600))
-    assert.equal((await t.app.inject({ url: `/api/devices/${id}/alerts` })).json().length, 1)
+    assert.equal((await t.inject({ url: `/api/devices/${id}/alerts` })).json().length, 1)
     const gaps = await t.app.db.selectFrom('seq_gaps').selectAll().execute()
     assert.ok(gaps.some((g) => Number(g.from_seq) === 2 && Number(g.to_seq) === 4))
   })
@@ -189,7 +189,7 @@ describe('ingest pipeline', () => {
       await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, seq, T0 + seq * 10_000))
     await waitFor(async () => (await rows(id)) === 3)
     await new Promise((r) => setTimeout(r, 700))
-    assert.equal((await t.app.inject({ url: `/api/devices/${id}/alerts` })).json().length, 0)
+    assert.equal((await t.inject({ url: `/api/devices/${id}/alerts` })).json().length, 0)
   })
 
   test('a forged topic/payload id, and malformed payloads, are rejected and counted without a crash', async () => {
@@ -239,16 +239,14 @@ describe('ingest pipeline', () => {
     await waitFor(async () => (await rows(id)) === 1, 10000, 'the one good datagram')
     assert.ok((await metricValue(t, 'ingest_rejected_total', 'reason="schema"')) > rejectedBefore)
     assert.equal(await rows(other), 0, 'nothing stored for the victim')
-    assert.equal((await t.app.inject({ url: '/healthz' })).statusCode, 200)
+    assert.equal((await t.inject({ url: '/healthz' })).statusCode, 200)
   })
 
   test('hello sets the firmware; status offline (the LWT) marks offline with an alert; back online resolves it', async () => {
     const id = uniqueName('life')
     await registerDevice(t, id)
     await publishJson(device, `iot/${id}/hello`, hello(id, 0, T0, '2.4.1'))
-    await waitFor(
-      async () => (await t.app.inject({ url: `/api/devices/${id}` })).json().fw_version === '2.4.1',
-    )
+    await waitFor(async () => (await t.inject({ url: `/api/devices/${id}` })).json().fw_version === '2.4.1')
     await publishJson(
       device,
       `iot/${id}/status`,
@@ -256,10 +254,10 @@ describe('ingest pipeline', () => {
       1,
     )
     await waitFor(
-      async () => (await t.app.inject({ url: `/api/devices/${id}` })).json().connection_status === 'offline',
+      async () => (await t.inject({ url: `/api/devices/${id}` })).json().connection_status === 'offline',
     )
     const alerts = await waitFor(async () => {
-      const list = (await t.app.inject({ url: `/api/devices/${id}/alerts` })).json()
+      const list = (await t.inject({ url: `/api/devices/${id}/alerts` })).json()
       return list.length > 0 ? list : null
     })
     assert.equal(alerts[0].alert_type, 'device_offline')
@@ -270,7 +268,7 @@ describe('ingest pipeline', () => {
       1,
     )
     await waitFor(
-      async () => (await t.app.inject({ url: `/api/devices/${id}/alerts` })).json()[0].resolved_at !== null,
+      async () => (await t.inject({ url: `/api/devices/${id}/alerts` })).json()[0].resolved_at !== null,
     )
   })
 
@@ -279,7 +277,7 @@ describe('ingest pipeline', () => {
     await registerDevice(t, id)
     await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, 0, T0))
     await waitFor(
-      async () => (await t.app.inject({ url: `/api/devices/${id}` })).json().connection_status === 'online',
+      async () => (await t.inject({ url: `/api/devices/${id}` })).json().connection_status === 'online',
     )
     // Its last message is now 61 s old: past 2 × max(10 s, 30 s).
     await t.app.db
@@ -288,10 +286,10 @@ describe('ingest pipeline', () => {
       .where('device_id', '=', id)
       .execute()
     await waitFor(
-      async () => (await t.app.inject({ url: `/api/devices/${id}` })).json().connection_status === 'offline',
+      async () => (await t.inject({ url: `/api/devices/${id}` })).json().connection_status === 'offline',
     )
     await new Promise((r) => setTimeout(r, 500))
-    const alerts = (await t.app.inject({ url: `/api/devices/${id}/alerts` })).json()
+    const alerts = (await t.inject({ url: `/api/devices/${id}/alerts` })).json()
     assert.equal(alerts.length, 1)
     assert.equal(alerts[0].alert_type, 'device_offline')
     assert.equal(alerts[0].occurrences, 1)
@@ -304,7 +302,7 @@ describe('ingest pipeline', () => {
     await waitFor(
       async () => (await metricValue(t, 'ingest_rejected_total', 'reason="unknown_device"')) > before,
     )
-    assert.equal((await t.app.inject({ url: `/api/devices/${id}` })).statusCode, 404)
+    assert.equal((await t.inject({ url: `/api/devices/${id}` })).statusCode, 404)
   })
 
   test('a batch that fails to store is retried, readiness turns 503, and nothing is lost', async () => {
@@ -315,7 +313,7 @@ describe('ingest pipeline', () => {
       await publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, 0, T0))
       const ready = await waitFor(
         async () => {
-          const res = await t.app.inject({ url: '/readyz' })
+          const res = await t.inject({ url: '/readyz' })
           return res.statusCode === 503 && /storing failed/.test(res.json().checks.ingest) ? res.json() : null
         },
         10000,
@@ -327,15 +325,11 @@ describe('ingest pipeline', () => {
       await sql`alter table telemetry_away rename to telemetry`.execute(t.app.db)
     }
     await waitFor(async () => (await rows(id)) === 1, 15000, 'the retried batch')
-    await waitFor(
-      async () => (await t.app.inject({ url: '/readyz' })).statusCode === 200,
-      10000,
-      'ready again',
-    )
+    await waitFor(async () => (await t.inject({ url: '/readyz' })).statusCode === 200, 10000, 'ready again')
   })
 
   test('ingest metrics are exported', async () => {
-    const text = (await t.app.inject({ url: '/metrics' })).body
+    const text = (await t.inject({ url: '/metrics' })).body
     for (const name of [
       'ingest_messages_total',
       'ingest_duplicates_total',

@@ -252,7 +252,7 @@ describe('metering properties (fast-check, through MQTT)', () => {
     const to = Math.ceil((last + 2 * MAX_GAP) / 300_000) * 300_000
     const stored = (await waitFor(
       async () => {
-        const res = await t.app.inject({
+        const res = await t.inject({
           url: `/api/devices/${id}/metrics?metric=${metric}&start=${iso(from)}&stop=${iso(to)}&limit=100000`,
         })
         const points = res.json() as { time: string; value: number }[]
@@ -271,7 +271,7 @@ describe('metering properties (fast-check, through MQTT)', () => {
     }
     const ref = reference(samples, from, to)
     const interval = ['5m', '15m', '1h'][Math.floor(rand() * 3)]
-    const res = await t.app.inject({
+    const res = await t.inject({
       url: `/api/devices/${id}/energy?start=${iso(from)}&stop=${iso(to)}&interval=${interval}`,
     })
     assert.equal(res.statusCode, 200, res.body)

@@ -95,7 +95,7 @@ describe('failed CONNECTs on the embedded broker (MQTT_AUTH_FAIL_*)', { skip: em
   const provisioned = async () => {
     const id = uniqueName('dev')
     await registerDevice(t, id)
-    const res = await t.app.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
+    const res = await t.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
     assert.equal(res.statusCode, 200, res.body)
     return { id, password: (res.json() as { password: string }).password }
   }
@@ -185,7 +185,7 @@ describe('failed CONNECTs on the embedded broker (MQTT_AUTH_FAIL_*)', { skip: em
     own.close()
     await waitFor(() => t.app.mqtt.connectedCount() === 0, 5000, 'the server client dropped')
     await waitFor(() => t.app.mqtt.connectedCount() > 0, 10000, 'the server client reconnected')
-    assert.equal((await t.app.inject({ url: '/readyz' })).statusCode, 200)
+    assert.equal((await t.inject({ url: '/readyz' })).statusCode, 200)
   })
 
   test('a device closed again and again for forbidden publishes is refused at CONNECT, from any address', async () => {

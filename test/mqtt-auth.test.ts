@@ -58,7 +58,7 @@ async function granted(client: MqttClient, topic: string, qos: 0 | 1 | 2): Promi
 const closed = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()))
 
 async function rotate(t: TestApp, deviceId: string): Promise<{ username: string; password: string }> {
-  const res = await t.app.inject({ method: 'POST', url: `/api/devices/${deviceId}/mqtt-secret/rotate` })
+  const res = await t.inject({ method: 'POST', url: `/api/devices/${deviceId}/mqtt-secret/rotate` })
   assert.equal(res.statusCode, 200, res.body)
   const body = res.json()
   assert.equal(body.device_id, deviceId)
@@ -68,7 +68,7 @@ async function rotate(t: TestApp, deviceId: string): Promise<{ username: string;
 
 const storedPoints = async (t: TestApp, deviceId: string) =>
   (
-    await t.app.inject({
+    await t.inject({
       url: `/api/devices/${deviceId}/metrics?metric=voltage_dc&start=${new Date(T0 - 86400_000).toISOString()}&stop=now()`,
     })
   ).json() as unknown[]
@@ -135,11 +135,11 @@ describe('embedded broker, MQTT_DEVICE_AUTH=token', { skip: embeddedOnly }, () =
     assert.equal(await refusal(url, { clientId: id, username: id, password: first }), 4)
     const again = await connect(url, { clientId: id, username: id, password: second })
     await again.endAsync()
-    const res = await t.app.inject({ method: 'DELETE', url: `/api/devices/${id}/mqtt-secret` })
+    const res = await t.inject({ method: 'DELETE', url: `/api/devices/${id}/mqtt-secret` })
     assert.equal(res.statusCode, 200, res.body)
     assert.equal(await refusal(url, { clientId: id, username: id, password: second }), 4)
     assert.equal(
-      (await t.app.inject({ method: 'POST', url: '/api/devices/nope/mqtt-secret/rotate' })).statusCode,
+      (await t.inject({ method: 'POST', url: '/api/devices/nope/mqtt-secret/rotate' })).statusCode,
       404,
     )
   })
@@ -148,7 +148,7 @@ describe('embedded broker, MQTT_DEVICE_AUTH=token', { skip: embeddedOnly }, () =
     const { id, password } = await provisioned()
     const device = await connect(url, { clientId: id, username: id, password })
     const gone = closed(device)
-    const res = await t.app.inject({ method: 'DELETE', url: `/api/devices/${id}` })
+    const res = await t.inject({ method: 'DELETE', url: `/api/devices/${id}` })
     assert.equal(res.statusCode, 200, res.body)
     await gone // its live session ends with the device
     device.end(true)
@@ -185,7 +185,7 @@ describe('embedded broker, MQTT_DEVICE_AUTH=token', { skip: embeddedOnly }, () =
 
     await new Promise((r) => setTimeout(r, 300))
     assert.equal((await storedPoints(t, b.id)).length, 0)
-    const status = (await t.app.inject({ url: `/api/devices/${b.id}` })).json()
+    const status = (await t.inject({ url: `/api/devices/${b.id}` })).json()
     assert.equal(status.last_seen, null, 'nothing of b was seen')
   })
 
@@ -213,7 +213,7 @@ describe('embedded broker, MQTT_DEVICE_AUTH=token', { skip: embeddedOnly }, () =
       const received = new Promise<Record<string, unknown>>((resolve) =>
         device.once('message', (_topic, payload) => resolve(JSON.parse(payload.toString()))),
       )
-      const res = await t.app.inject({
+      const res = await t.inject({
         method: 'POST',
         url: `/api/devices/${id}/commands`,
         payload: { cmd: 'request_status' },

@@ -570,7 +570,7 @@ describe('simulator', () => {
     const online = obs.of(dc, 'status')[0]
     assert.equal(online?.body.status, 'online')
 
-    const res = await t.app.inject({ url: `/api/devices/${ac}` })
+    const res = await t.inject({ url: `/api/devices/${ac}` })
     assert.equal(res.statusCode, 200)
     const device = res.json()
     assert.equal(device.device_type, 'power_meter_ac')
@@ -580,7 +580,7 @@ describe('simulator', () => {
     assert.equal(device.config.send_interval_s, 1, 'registered with the intervals it runs with')
 
     // The server's key (commands module) is the device's key: a command it signs is accepted.
-    const keyRes = await t.app.inject({ url: `/api/devices/${dc}/command-key` })
+    const keyRes = await t.inject({ url: `/api/devices/${dc}/command-key` })
     assert.equal(keyRes.statusCode, 200)
     const key = keyRes.json().command_key
     const signed = await sendCommand(commander, dc, 'request_status', {}, { key })
@@ -588,7 +588,7 @@ describe('simulator', () => {
     const forged = await sendCommand(commander, dc, 'request_status', {}, { key: newKey() })
     assert.equal((await ackOf(obs, dc, forged.cmd_id)).detail, 'bad signature')
 
-    const metrics = (await t.app.inject({ url: '/metrics' })).body
+    const metrics = (await t.inject({ url: '/metrics' })).body
     assert.match(metrics, /simulator_messages_sent_total\{type="telemetry"\} [1-9]/)
     assert.match(metrics, /simulator_devices_connected 2/)
     assert.match(metrics, /simulator_commands_handled_total\{cmd="request_status",result="rejected"\} 1/)
@@ -607,7 +607,20 @@ describe('simulator', () => {
         '--import',
         'tsx',
         'src/modules/simulator/cli.ts',
-        ...['--mqtt', url, '--api', address, '--devices', '2', '--ac-share', '0.5', '--prefix', prefix],
+        ...[
+          '--mqtt',
+          url,
+          '--api',
+          address,
+          '--token',
+          t.adminToken,
+          '--devices',
+          '2',
+          '--ac-share',
+          '0.5',
+          '--prefix',
+          prefix,
+        ],
         ...['--sampling-ms', '100', '--send-interval', '1', '--duration', '3', '--progress-every', '1'],
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -626,7 +639,7 @@ describe('simulator', () => {
     assert.match(stdout, /summary: ran 3\.\d s/)
     assert.match(stdout, /devices 2 \(1 DC, 1 AC\)/)
     for (const id of ids) {
-      const res = await t.app.inject({ url: `/api/devices/${id}` })
+      const res = await t.inject({ url: `/api/devices/${id}` })
       assert.equal(res.statusCode, 200, `${id} registered`)
       assert.equal(res.json().metadata.simulated, true)
       assert.ok(obs.of(id, 'telemetry').length >= 1, `${id} published`)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import type { FastifyServerOptions } from 'fastify'
+import { type FastifyServerOptions, LogController } from 'fastify'
+import { prettyStream } from './pretty-log.ts'
 
 /** Paths of secrets that must never reach a log line. */
 export const redactPaths = [
@@ -17,12 +18,47 @@ export const redactPaths = [
   'config.DATABASE_URL',
 ]
 
-/** pino options: JSON lines, secrets redacted, a request id on every request log. */
-export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+export type LogFormat = 'pretty' | 'json'
+
+/** LOG_FORMAT, or pretty when stdout is a terminal (a person reads it) and JSON otherwise (a collector does). */
+export function logFormat(configured: string | undefined, isTTY = process.stdout.isTTY === true): LogFormat {
+  if (configured === 'pretty' || configured === 'json') return configured
+  return isTTY ? 'pretty' : 'json'
+}
+
+/** pino options: JSON lines (or pretty ones), secrets redacted, a request id on every request log. */
+export function loggerOptions(level: string, format: LogFormat = 'json'): FastifyServerOptions['logger'] {
   return {
     level,
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service: 'iot-meter' },
+    ...(format === 'pretty' ? { stream: prettyStream() } : {}),
+  }
+}
+
+type Request = Parameters<LogController['incomingRequest']>[0]
+type Reply = Parameters<LogController['requestCompleted']>[2]
+
+/**
+ * Request logs at info for what changes something or fails; reads (the dashboard's polling every few
+ * seconds, its static files, /docs, probes) at debug, so an open dashboard does not drown the log.
+ */
+export class QuietReadsLogController extends LogController {
+  private static isRead(request: Request) {
+    return request.method === 'GET' || request.method === 'HEAD'
+  }
+
+  override incomingRequest(request: Request, reply: Reply): void {
+    if (!QuietReadsLogController.isRead(request)) super.incomingRequest(request, reply)
+    else if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: Request, reply: Reply): void {
+    if (error || reply.statusCode >= 400 || !QuietReadsLogController.isRead(request)) {
+      super.requestCompleted(error, request, reply)
+    } else if (!this.isLogDisabled(request)) {
+      reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    }
   }
 }
 

@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify'
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { buildServer } from '../../src/server.ts'
 import { createSchema, realDatabaseUrl, realMqttUrl, tempDir, uniqueName } from './env.ts'
@@ -6,6 +7,10 @@ import { createSchema, realDatabaseUrl, realMqttUrl, tempDir, uniqueName } from 
 export interface TestApp {
   app: FastifyInstance
   config: Config
+  /** The admin token the app accepts (ADMIN_TOKEN): tests call the API the way users do, signed in. */
+  adminToken: string
+  /** `app.inject` with `Authorization: Bearer <adminToken>` added (a caller's own authorization wins). */
+  inject: (opts: InjectOptions | string) => Promise<LightMyRequestResponse>
   close: () => Promise<void>
 }
 
@@ -22,6 +27,7 @@ export interface BuildOptions {
 export async function build(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const dir = tempDir()
   const schema = realDatabaseUrl && !env.DATABASE_URL ? await createSchema(realDatabaseUrl) : undefined
+  const adminToken = env.ADMIN_TOKEN ?? `test-admin-${randomBytes(16).toString('hex')}`
   const config = loadConfig({
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     HOST: '127.0.0.1',
@@ -29,8 +35,10 @@ export async function build(env: Record<string, string> = {}, options: BuildOpti
     MQTT_BROKER_PORT: '0',
     DATA_DIR: dir.path,
     MQTT_CLIENT_ID: uniqueName('test'),
-    // Suites that call routes without tokens; test/auth.test.ts builds with AUTH_DISABLED=false.
-    AUTH_DISABLED: 'true',
+    // Authentication ON, as users run it: TestApp.inject signs every request with this admin token.
+    // A suite that needs it off passes AUTH_DISABLED: 'true' and says why.
+    AUTH_DISABLED: 'false',
+    ADMIN_TOKEN: adminToken,
     RATE_LIMIT_MAX: '0',
     // Devices in tests connect anonymously; test/mqtt-auth.test.ts builds with token / mtls.
     MQTT_DEVICE_AUTH: 'none',
@@ -40,9 +48,16 @@ export async function build(env: Record<string, string> = {}, options: BuildOpti
   })
   const app = await buildServer({ config, inMemoryDb: options.inMemoryDb ?? !config.DATABASE_URL })
   await app.ready()
+  const inject = (opts: InjectOptions | string) => {
+    const options = typeof opts === 'string' ? { url: opts } : opts
+    const headers = { authorization: `Bearer ${adminToken}`, ...options.headers }
+    return app.inject({ ...options, headers })
+  }
   return {
     app,
     config,
+    adminToken,
+    inject,
     close: async () => {
       await app.close()
       await schema?.drop()

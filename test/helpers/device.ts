@@ -73,13 +73,13 @@ export async function waitFor<T>(
 
 /** The value of one Prometheus sample on /metrics (0 when absent). */
 export async function metricValue(t: TestApp, name: string, labels = ''): Promise<number> {
-  const text = (await t.app.inject({ url: '/metrics' })).body
+  const text = (await t.inject({ url: '/metrics' })).body
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `))
   return line ? Number(line.split(' ').pop()) : 0
 }
 
 export async function registerDevice(t: TestApp, deviceId: string, metadata: Record<string, unknown> = {}) {
-  const res = await t.app.inject({
+  const res = await t.inject({
     method: 'POST',
     url: '/api/devices',
     payload: { device_id: deviceId, device_name: deviceId, metadata },

@@ -16,7 +16,8 @@ export interface ServerProcess {
 }
 
 /** Runs the real entry point (`src/main.ts`) as a child process and waits until it listens. */
-export async function startServer(env: Record<string, string>, timeoutMs = 30000): Promise<ServerProcess> {
+// 60 s: a first start (PGlite, migrations) on the shared, loaded 2-core machine can pass 30 s.
+export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
   // SERVER_NODE_FLAGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // to profile it under a benchmark (NODE_OPTIONS refuses --cpu-prof).
   const flags = process.env.SERVER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import type { Config } from '../../config.ts'
@@ -14,8 +14,20 @@ export { type Access, accessFor, allows, POLICY, ROLES, type Role } from './poli
 export { type Principal, TOKEN_NOT_FOUND, type TokenInfo, TokenService } from './service.ts'
 export { hashToken } from './token-secret.ts'
 
-/** The OpenAPI security scheme of the API, for @fastify/swagger's `components.securitySchemes`. */
-export const bearerSecurityScheme = { bearerAuth: { type: 'http', scheme: 'bearer' } } as const
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The admin token created at this first start (to be shown once), else null. */
+    bootstrapToken?: string | null
+  }
+}
+
+/** For the OpenAPI document: does this route need a bearer token under this configuration? */
+export function securityOf(config: Config) {
+  return (method: string, url: string): 'bearer' | 'public' => {
+    const access = accessFor(method, url)
+    return access === 'public' || (access === 'metrics' && !config.METRICS_TOKEN) ? 'public' : 'bearer'
+  }
+}
 
 /** Token lookups are trusted this long: a revocation made on another replica (or the CLI) bites within it. */
 export const TOKEN_CACHE_TTL_MS = 30_000
@@ -44,13 +56,10 @@ export function createAuthModule({ db, config, log }: AuthModuleOptions) {
           'HTTP authentication is OFF (AUTH_DISABLED=true): anyone who reaches this port may do anything',
         )
       } else {
+        // Shown once, plainly, by the start-up banner (src/banner.ts), not buried in a log line here.
         const token = await service.bootstrap()
-        if (token) {
-          app.log.warn(
-            `no admin token existed: created API token "bootstrap-admin" (role admin), shown only this once: ${token}` +
-              ' — store it, create named tokens with POST /api/tokens, then revoke this one',
-          )
-        }
+        if (token) app.log.info('no admin token existed: created API token "bootstrap-admin" (role admin)')
+        app.decorate('bootstrapToken', token ?? null)
       }
       app.addHook(
         'onRequest',
@@ -61,14 +70,6 @@ export function createAuthModule({ db, config, log }: AuthModuleOptions) {
           enabled: !config.AUTH_DISABLED,
         }),
       )
-      // OpenAPI: mark protected routes, only when @fastify/swagger is there (registered before the routes).
-      app.addHook('onRoute', (route: RouteOptions) => {
-        if (config.AUTH_DISABLED || !app.hasPlugin('@fastify/swagger')) return
-        const method = Array.isArray(route.method) ? route.method[0] : route.method
-        if (method && route.schema && accessFor(method, route.url) !== 'public') {
-          route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as RouteOptions['schema']
-        }
-      })
       await app.register(tokenRoutes, { tokens: service })
     },
     { name: 'auth', dependencies: ['db'] },

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync } from 'fastify'
-import { sessionRoute } from './session-route.ts'
+import { type SessionRouteOptions, sessionRoute } from './session-route.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -17,10 +17,8 @@ const PUBLIC_DIRS = [join(here, 'public'), resolve(here, '../../../../src/module
 /** uPlot's dist folder, resolved through its package so a hoisted or nested install both work. */
 const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot'))
 
-export interface DashboardOptions {
-  /** AUTH_DISABLED: the UI then skips the login. */
-  authDisabled: boolean
-}
+/** authDisabled (AUTH_DISABLED): the UI then skips the login. */
+export type DashboardOptions = SessionRouteOptions
 
 /**
  * The web dashboard: plain ES modules and CSS from `public/` at `/`, uPlot's minified browser build
@@ -28,8 +26,8 @@ export interface DashboardOptions {
  * build step. Only files present at start are served (`wildcard: false`), so any other path still
  * gets the JSON 404.
  */
-export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, { authDisabled }) => {
-  await app.register(sessionRoute, { authDisabled })
+export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, options) => {
+  await app.register(sessionRoute, options)
   const publicDir = PUBLIC_DIRS.find((dir) => existsSync(join(dir, 'index.html')))
   if (!publicDir) {
     app.log.warn({ looked_in: PUBLIC_DIRS }, 'dashboard files not found: the web UI is not served')

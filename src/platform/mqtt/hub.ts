@@ -20,7 +20,8 @@ export interface HubOptions {
   password?: string
 }
 
-const withoutCredentials = (url: string) => url.replace(/\/\/[^@/]*@/, '//')
+/** A broker URL fit for logs and screens: user and password removed. */
+export const withoutCredentials = (url: string) => url.replace(/\/\/[^@/]*@/, '//')
 
 /**
  * One persistent MQTT.js connection per configured broker. The client reconnects by itself;

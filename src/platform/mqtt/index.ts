@@ -20,6 +20,7 @@ export { startEmbeddedBroker } from './embedded-broker.ts'
 export { BLOCKED_REASONS, type BlockedBy, type FailedConnectPolicy } from './failed-connects.ts'
 export type { BrokerLink, MessageHandler } from './hub.ts'
 export { MqttHub } from './hub.ts'
+export { type MeterBroker, meterBroker } from './meter-broker.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,5 +1,5 @@
 import { ApiError, api } from './api.js'
-import { announce } from './dom.js'
+import { announce, h } from './dom.js'
 import { parseHash } from './router.js'
 import { createScope } from './scope.js'
 import {
@@ -39,6 +39,28 @@ function updateChrome(routeName) {
   const role = document.getElementById('who-role')
   role.textContent = isAuthDisabled() ? 'authentication off' : (getRole() ?? 'signed in')
   document.getElementById('logout').hidden = isAuthDisabled()
+  const footer = document.getElementById('server-info')
+  footer.hidden = !signedIn || !footer.textContent
+  if (signedIn && !footer.textContent) showServerInfo(footer)
+}
+
+/** The footer: server version and the broker address a meter should use (asked once per page load). */
+async function showServerInfo(footer) {
+  try {
+    const { version, broker } = await api('/api/session', { quiet: true })
+    const host = location.hostname
+    const tls = broker.tls_port ? ` or mqtts://${host}:${broker.tls_port}` : ''
+    const address = broker.url ?? `mqtt://${host}:${broker.port}${tls}`
+    footer.replaceChildren(
+      `IoT Meter ${version} · Meters connect to `,
+      h('code', { 'data-broker': '' }, address),
+      ` (device authentication: ${broker.device_auth}) · `,
+      h('a', { href: '/docs' }, 'API reference'),
+    )
+    footer.hidden = !isSignedIn() || parseHash().path === '/login'
+  } catch {
+    // The footer is a convenience: a failure here shows up in the views' own requests.
+  }
 }
 
 function render() {
