@@ -49,7 +49,10 @@ export const app = fp<AppOptions>(
       devices: devices.service,
       log: fastify.log.child({ module: 'device-auth' }),
     })
-    const alerts = createAlertsModule(fastify.db, devices.service)
+    const alerts = createAlertsModule(fastify.db, devices.service, {
+      config,
+      log: fastify.log.child({ module: 'alerts' }),
+    })
     const commands = createCommandsModule({
       db: fastify.db,
       mqtt: fastify.mqtt,

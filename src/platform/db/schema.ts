@@ -139,6 +139,21 @@ export interface ApiTokensTable {
   revoked_at: NullableTimestamp
 }
 
+/** Alert events waiting for (or done with) delivery to one target each (module alerts). */
+export interface AlertOutboxTable {
+  id: Generated<number>
+  event_id: string
+  target: string
+  alert_id: number
+  event: 'opened' | 'updated' | 'acknowledged' | 'resolved'
+  payload: JSONColumnType<Record<string, unknown>, string, string>
+  attempts: Generated<number>
+  next_attempt_at: Timestamp
+  last_error: string | null
+  delivered_at: NullableTimestamp
+  created_at: Timestamp
+}
+
 export interface Database {
   telemetry: TelemetryTable
   seq_gaps: SeqGapsTable
@@ -152,4 +167,5 @@ export interface Database {
   device_seq_tracking: DeviceSeqTrackingTable
   api_tokens: ApiTokensTable
   device_secrets: DeviceSecretsTable
+  alert_outbox: AlertOutboxTable
 }
