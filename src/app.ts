@@ -4,6 +4,7 @@ import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
 import { createArchiveModule } from './modules/archive/index.ts'
 import { createAuthModule } from './modules/auth/index.ts'
+import { backupPlugin } from './modules/backup/index.ts'
 import { createCommandsModule } from './modules/commands/index.ts'
 import { dashboardPlugin } from './modules/dashboard/index.ts'
 import { createDeviceAuthModule } from './modules/device-auth/index.ts'
@@ -66,6 +67,7 @@ export const app = fp<AppOptions>(
     await fastify.register(devices.plugin)
     await fastify.register(deviceAuth.plugin)
     await fastify.register(alerts.plugin)
+    await fastify.register(backupPlugin)
     await fastify.register(commands.plugin)
 
     const telemetry = createTelemetryModule({

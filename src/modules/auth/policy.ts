@@ -48,6 +48,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/tokens': 'admin',
   'POST /api/tokens': 'admin',
   'DELETE /api/tokens/:id': 'admin',
+  'GET /api/admin/backup': 'admin',
 }
 
 const isApi = (url: string) => url === '/api' || url.startsWith('/api/')
