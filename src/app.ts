@@ -11,6 +11,7 @@ import { createDeviceAuthModule } from './modules/device-auth/index.ts'
 import { createDevicesModule } from './modules/devices/index.ts'
 import { healthPlugin } from './modules/health/index.ts'
 import { createIngestModule } from './modules/ingest/index.ts'
+import { createRetentionModule } from './modules/retention/index.ts'
 import { createSimulatorModule, simulatorBrokerUrls } from './modules/simulator/index.ts'
 import { statsPlugin } from './modules/stats/index.ts'
 import { createTelemetryModule } from './modules/telemetry/index.ts'
@@ -79,6 +80,13 @@ export const app = fp<AppOptions>(
     const archive = createArchiveModule({ dataDir: config.DATA_DIR, devices: devices.service, config })
     await fastify.register(telemetry.plugin)
     await fastify.register(archive.plugin)
+    const retention = createRetentionModule({
+      db: fastify.db,
+      archive: archive.store,
+      config,
+      log: fastify.log.child({ module: 'retention' }),
+    })
+    await fastify.register(retention.plugin)
     // Registered before the ingest: its preClose runs first, so the meters' last messages are still stored.
     if (config.SIMULATOR_ENABLED) {
       const simulator = createSimulatorModule({

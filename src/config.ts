@@ -165,6 +165,41 @@ export const ConfigSchema = Type.Object({
   // Commands (module commands)
   COMMAND_ACK_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
 
+  // Retention (module retention)
+  RETENTION_RAW_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36500,
+    default: 90,
+    description:
+      'raw samples (telemetry) are kept this many days: whole daily partitions older than that are dropped; 0 = kept for ever',
+  }),
+  RETENTION_ROLLUP_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36500,
+    default: 1825,
+    description: 'rollups (1-minute and 1-hour aggregates) are kept this many days; 0 = kept for ever',
+  }),
+  RETENTION_ARCHIVE_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36500,
+    default: 30,
+    description:
+      'archive objects (raw messages) are kept this many days, by the day in their key; 0 = kept for ever (or left to an S3 lifecycle rule)',
+  }),
+  RETENTION_INTERVAL_S: Type.Integer({
+    minimum: 10,
+    maximum: 86400,
+    default: 3600,
+    description:
+      'how often the retention job runs (one replica at a time): creates telemetry partitions ahead, drops expired ones, deletes expired archive objects',
+  }),
+  TELEMETRY_PARTITIONS_AHEAD_DAYS: Type.Integer({
+    minimum: 1,
+    maximum: 365,
+    default: 7,
+    description: 'daily telemetry partitions created ahead of today',
+  }),
+
   // Alert delivery (module alerts)
   ALERT_WEBHOOK_URLS: Type.Optional(
     Type.String({

@@ -30,6 +30,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/commands/:cmd_id': 'viewer',
   'GET /api/stats': 'viewer',
   'GET /api/session': 'viewer',
+  'GET /api/retention': 'viewer',
 
   'POST /api/devices/:device_id/heartbeat': 'operator',
   'PUT /api/devices/:device_id/status': 'operator',

@@ -154,6 +154,16 @@ export interface AlertOutboxTable {
   created_at: Timestamp
 }
 
+/** The last run of each background job (module retention). */
+export interface MaintenanceRunsTable {
+  job: string
+  started_at: Timestamp
+  finished_at: Timestamp
+  replica: string
+  ok: boolean
+  result: JSONColumnType<Record<string, unknown>, string, string>
+}
+
 export interface Database {
   telemetry: TelemetryTable
   seq_gaps: SeqGapsTable
@@ -168,4 +178,5 @@ export interface Database {
   api_tokens: ApiTokensTable
   device_secrets: DeviceSecretsTable
   alert_outbox: AlertOutboxTable
+  maintenance_runs: MaintenanceRunsTable
 }
