@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { createAlertsModule } from '../src/modules/alerts/index.ts'
+import { AlertsService, createAlertsModule } from '../src/modules/alerts/index.ts'
 import { createDevicesModule } from '../src/modules/devices/index.ts'
 import { build, type TestApp } from './helpers/build.ts'
 import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
@@ -180,6 +180,38 @@ describe('alert webhooks', () => {
       a.answer = () => 204
     }
   })
+})
+
+test('repeats of an open alert send at most one "updated" per ALERT_UPDATE_NOTIFY_S', async () => {
+  const t = await build({ AUTH_DISABLED: 'false', ADMIN_TOKEN })
+  try {
+    const devices = createDevicesModule(t.app.db).service
+    // A target no worker of this app sends to: the queued events stay for the test to read.
+    const alerts = new AlertsService(t.app.db, devices, {
+      targets: ['webhook:http://nowhere'],
+      updateEveryS: 300,
+    })
+    const device = await registerDevice(t, uniqueName('rate'))
+    const raise = () =>
+      alerts.raise({ device_pk: device.id, alert_type: 'out_of_range', severity: 'warning', message: 'hot' })
+    const id = await raise()
+    for (let i = 0; i < 5; i++) assert.equal(await raise(), id)
+    await alerts.acknowledge(id)
+    const queued = await t.app.db
+      .selectFrom('alert_outbox')
+      .select('event')
+      .where('alert_id', '=', id)
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(
+      queued.map((r) => r.event),
+      ['opened', 'acknowledged'],
+      'five repeats within 300 s: no "updated" (the alert counts them: occurrences)',
+    )
+    assert.equal((await alerts.get(id)).occurrences, 6)
+  } finally {
+    await t.close()
+  }
 })
 
 test('receiver down for a while and the server restarted meanwhile: every event arrives, once', async () => {

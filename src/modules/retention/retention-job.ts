@@ -58,14 +58,20 @@ export class RetentionJob {
   start(): void {
     this.periodic.start(this.policy.intervalS * 1000)
     this.first = setTimeout(() => {
-      this.run().catch((err) => this.log.warn({ err }, 'retention run failed; will run again'))
+      this.firstRun = this.run().then(
+        () => undefined,
+        (err) => this.log.warn({ err }, 'retention run failed; will run again'),
+      )
     }, 1000)
   }
 
   private first: NodeJS.Timeout | undefined
+  private firstRun: Promise<void> | undefined
 
+  /** Waits for a run in progress. */
   async stop(): Promise<void> {
     clearTimeout(this.first)
+    await this.firstRun
     await this.periodic.stop()
   }
 
