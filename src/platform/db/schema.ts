@@ -164,6 +164,27 @@ export interface MaintenanceRunsTable {
   result: JSONColumnType<Record<string, unknown>, string, string>
 }
 
+/** 1-minute and 1-hour rollups of stored types (module telemetry). */
+export interface TelemetryRollupsTable {
+  device_pk: number
+  metric: string
+  bucket_s: number
+  start: Timestamp
+  count: number
+  sum: number
+  min: number
+  max: number
+  first: number
+  last: number
+}
+
+/** Device-hours whose rollups must be recomputed. */
+export interface RollupDirtyTable {
+  device_pk: number
+  hour: Timestamp
+  marked_at: Timestamp
+}
+
 export interface Database {
   telemetry: TelemetryTable
   seq_gaps: SeqGapsTable
@@ -179,4 +200,6 @@ export interface Database {
   device_secrets: DeviceSecretsTable
   alert_outbox: AlertOutboxTable
   maintenance_runs: MaintenanceRunsTable
+  telemetry_rollups: TelemetryRollupsTable
+  rollup_dirty: RollupDirtyTable
 }
