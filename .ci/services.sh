@@ -4,20 +4,25 @@
 set -euo pipefail
 
 # victoria-metrics: a real server of the InfluxDB v2 write API; chromium: the dashboard's browser
-# tests; prometheus: promtool checks of the alert rules; openssl: certificates of the mTLS tests.
+# tests; prometheus: promtool checks of the alert rules; openssl: certificates of the mTLS tests;
+# prometheus-alertmanager: the real Alertmanager the alert delivery tests send to.
 need=()
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The prometheus package starts a daemon on :9090 that the tests do not need.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+# The packages start daemons (:9090, :9093) that the tests do not need: they run their own.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop prometheus >/dev/null 2>&1 || true
+  systemctl stop prometheus-alertmanager >/dev/null 2>&1 || true
+fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "starting PostgreSQL"

@@ -4,12 +4,14 @@ import type { Config } from './config.ts'
 import { createAlertsModule } from './modules/alerts/index.ts'
 import { createArchiveModule } from './modules/archive/index.ts'
 import { createAuthModule, securityOf } from './modules/auth/index.ts'
+import { backupPlugin } from './modules/backup/index.ts'
 import { createCommandsModule } from './modules/commands/index.ts'
 import { dashboardPlugin } from './modules/dashboard/index.ts'
 import { createDeviceAuthModule } from './modules/device-auth/index.ts'
 import { createDevicesModule } from './modules/devices/index.ts'
 import { healthPlugin } from './modules/health/index.ts'
 import { createIngestModule } from './modules/ingest/index.ts'
+import { createRetentionModule } from './modules/retention/index.ts'
 import { createSimulatorModule, simulatorBrokerUrls } from './modules/simulator/index.ts'
 import { statsPlugin } from './modules/stats/index.ts'
 import { createTelemetryModule } from './modules/telemetry/index.ts'
@@ -49,7 +51,10 @@ export const app = fp<AppOptions>(
       devices: devices.service,
       log: fastify.log.child({ module: 'device-auth' }),
     })
-    const alerts = createAlertsModule(fastify.db, devices.service)
+    const alerts = createAlertsModule(fastify.db, devices.service, {
+      config,
+      log: fastify.log.child({ module: 'alerts' }),
+    })
     const commands = createCommandsModule({
       db: fastify.db,
       mqtt: fastify.mqtt,
@@ -63,6 +68,7 @@ export const app = fp<AppOptions>(
     await fastify.register(devices.plugin)
     await fastify.register(deviceAuth.plugin)
     await fastify.register(alerts.plugin)
+    await fastify.register(backupPlugin)
     await fastify.register(commands.plugin)
 
     const telemetry = createTelemetryModule({
@@ -74,6 +80,13 @@ export const app = fp<AppOptions>(
     const archive = createArchiveModule({ dataDir: config.DATA_DIR, devices: devices.service, config })
     await fastify.register(telemetry.plugin)
     await fastify.register(archive.plugin)
+    const retention = createRetentionModule({
+      db: fastify.db,
+      archive: archive.store,
+      config,
+      log: fastify.log.child({ module: 'retention' }),
+    })
+    await fastify.register(retention.plugin)
     // Registered before the ingest: its preClose runs first, so the meters' last messages are still stored.
     if (config.SIMULATOR_ENABLED) {
       const simulator = createSimulatorModule({

@@ -104,6 +104,36 @@ function archiveContract(adapter: Adapter) {
       await store.close()
     })
 
+    test('retention deletes whole days up to the cutoff, in every device and category, and keeps the rest', async () => {
+      const store = await adapter.create()
+      // Days T-3 … T (08:00 UTC), three devices, two categories; 1,100 objects on the oldest day
+      // of one device (more than a page of a listing).
+      const old = Array.from({ length: 1100 }, (_, i) => key('dev-r', 'telemetry', T - 3 * DAY + i * 10))
+      const kept: string[] = []
+      const expired: string[] = [...old]
+      for (const device of ['dev-r', 'dev-s', 'dev-t'])
+        for (const category of ['telemetry', 'status'])
+          for (let d = 0; d <= 3; d++) {
+            const k = key(device, category, T - d * DAY + 5, d)
+            ;(d >= 2 ? expired : kept).push(k)
+          }
+      await putAll(store, [...expired, ...kept])
+      // Cutoff at 12:00 of day T-1: days T-3 and T-2 end before it and go; T-1 is partly younger: kept.
+      const deleted = await store.deleteBefore(new Date(T - DAY + 4 * 3_600_000))
+      assert.equal(deleted, expired.length)
+      for (const k of expired.slice(-12)) assert.equal(await store.get(k), undefined, k)
+      assert.equal(await store.get(old[0] as string), undefined)
+      for (const k of kept) assert.ok(await store.get(k), k)
+      const left = await store.list('dev-r/', 1000)
+      assert.deepEqual(left.map((o) => o.key).sort(), kept.filter((k) => k.startsWith('dev-r/')).sort())
+      assert.equal(
+        await store.deleteBefore(new Date(T - DAY + 4 * 3_600_000)),
+        0,
+        'a second run finds nothing',
+      )
+      await store.close()
+    })
+
     test('a device listing is newest first across categories, with size and time', async () => {
       const store = await adapter.create()
       const keys = [

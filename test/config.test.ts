@@ -81,3 +81,30 @@ test('INFLUX_URL without its token, org and bucket names each missing one', () =
     },
   )
 })
+
+test('alert webhooks are always signed: ALERT_WEBHOOK_URLS needs ALERT_WEBHOOK_SECRET; bad URLs are named', () => {
+  assert.throws(
+    () => loadConfig({ ALERT_WEBHOOK_URLS: 'https://ops.example/hook' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.deepEqual(error.problems, [
+        'ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URLS is set (webhooks are always signed)',
+      ])
+      return true
+    },
+  )
+  assert.throws(
+    () =>
+      loadConfig({
+        ALERT_WEBHOOK_URLS: 'https://a.example/h, ftp://b',
+        ALERT_WEBHOOK_SECRET: 'x'.repeat(16),
+      }),
+    /ALERT_WEBHOOK_URLS: must be a string, matching/,
+  )
+  const ok = loadConfig({
+    ALERT_WEBHOOK_URLS: 'https://a.example/h,http://b.example:9000/x',
+    ALERT_WEBHOOK_SECRET: 'x'.repeat(16),
+    ALERTMANAGER_URL: 'http://alertmanager:9093',
+  })
+  assert.equal(ok.ALERT_RETRY_MAX_MS, 300_000)
+})

@@ -13,7 +13,7 @@ export interface NewAlert {
   details?: Record<string, unknown> | null
 }
 
-const selectAlerts = (db: Kysely<Database>) =>
+export const selectAlerts = (db: Kysely<Database>) =>
   db
     .selectFrom('device_alerts as a')
     .innerJoin('devices as d', 'd.id', 'a.device_pk')
@@ -44,35 +44,40 @@ export function findAlert(db: Kysely<Database>, id: number) {
  * on the open one (occurrences, last_seen_at, latest message) instead of adding noise.
  */
 export function upsertOpenAlert(db: Kysely<Database>, alert: NewAlert) {
-  return db
-    .insertInto('device_alerts')
-    .values({
-      ...alert,
-      details: alert.details ? JSON.stringify(alert.details) : null,
-      last_seen_at: sql`now()`,
-    })
-    .onConflict((oc) =>
-      oc
-        .columns(['device_pk', 'alert_type'])
-        .where('acknowledged', '=', false)
-        .where('resolved_at', 'is', null)
-        .doUpdateSet({
-          occurrences: sql`device_alerts.occurrences + 1`,
-          last_seen_at: sql`now()`,
-          message: sql`excluded.message`,
-          severity: sql`excluded.severity`,
-          details: sql`excluded.details`,
-        }),
-    )
-    .returning('id')
-    .executeTakeFirstOrThrow()
+  return (
+    db
+      .insertInto('device_alerts')
+      .values({
+        ...alert,
+        details: alert.details ? JSON.stringify(alert.details) : null,
+        last_seen_at: sql`now()`,
+      })
+      .onConflict((oc) =>
+        oc
+          .columns(['device_pk', 'alert_type'])
+          .where('acknowledged', '=', false)
+          .where('resolved_at', 'is', null)
+          .doUpdateSet({
+            occurrences: sql`device_alerts.occurrences + 1`,
+            last_seen_at: sql`now()`,
+            message: sql`excluded.message`,
+            severity: sql`excluded.severity`,
+            details: sql`excluded.details`,
+          }),
+      )
+      // xmax = 0: this statement inserted the row (an "opened" event, not an "updated" one).
+      .returning(['id', sql<boolean>`xmax = 0`.as('inserted')])
+      .executeTakeFirstOrThrow()
+  )
 }
 
+/** Acknowledges the alert if it was not yet; undefined when it is missing or was acknowledged already. */
 export function acknowledgeAlert(db: Kysely<Database>, id: number) {
   return db
     .updateTable('device_alerts')
     .set({ acknowledged: true, acknowledged_at: sql`coalesce(acknowledged_at, now())` })
     .where('id', '=', id)
+    .where('acknowledged', '=', false)
     .returning('id')
     .executeTakeFirst()
 }
@@ -91,6 +96,7 @@ export function resolveOpenAlert(db: Kysely<Database>, devicePk: number, alertTy
     .where('alert_type', '=', alertType)
     .where('resolved_at', 'is', null)
     .where('acknowledged', '=', false)
+    .returning('id')
     .execute()
 }
 

@@ -1,27 +1,11 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { notFound } from '../../platform/errors.ts'
-import { toIso } from '../../platform/schemas.ts'
 import type { DevicesService } from '../devices/index.ts'
+import { type AlertEventKind, toAlert } from './alert-events.ts'
+import { enqueueEvents } from './outbox-repository.ts'
 import * as repo from './repository.ts'
 import type { Alert, AlertCreate, AlertListQuery, Severity } from './schemas.ts'
-
-function toAlert(row: repo.AlertRow): Alert {
-  return {
-    id: Number(row.id),
-    device_id: row.device_id,
-    alert_type: row.alert_type,
-    severity: row.severity,
-    message: row.message,
-    details: row.details ?? null,
-    acknowledged: row.acknowledged,
-    acknowledged_at: toIso(row.acknowledged_at),
-    occurrences: Number(row.occurrences),
-    last_seen_at: toIso(row.last_seen_at) as string,
-    resolved_at: toIso(row.resolved_at),
-    created_at: toIso(row.created_at) as string,
-  }
-}
 
 /** What the system raises by itself; `device_pk` is the registry's internal id of the device. */
 export interface SystemAlert {
@@ -32,12 +16,43 @@ export interface SystemAlert {
   details?: Record<string, unknown>
 }
 
+/** Where events of changed alerts are queued: the outbox targets, and the "updated" rate limit. */
+export interface AlertEventOptions {
+  targets: string[]
+  updateEveryS: number
+}
+
 /** Alerts: the alerts module's public facade. */
 export class AlertsService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly devices: DevicesService,
+    private readonly events: AlertEventOptions = { targets: [], updateEveryS: 0 },
   ) {}
+
+  /**
+   * Runs a change of alerts and queues its events in the same transaction: an alert changes if
+   * and only if its event is queued (nothing lost on a crash, nothing queued twice). Without
+   * delivery targets, the change runs alone.
+   */
+  private async change<T>(
+    fn: (db: Kysely<Database>) => Promise<{ result: T; events: [number[], AlertEventKind][] }>,
+  ): Promise<T> {
+    if (this.events.targets.length === 0) return (await fn(this.db)).result
+    return this.db.transaction().execute(async (trx) => {
+      const { result, events } = await fn(trx)
+      for (const [ids, kind] of events)
+        await enqueueEvents(trx, ids, kind, this.events.targets, this.events.updateEveryS)
+      return result
+    })
+  }
+
+  private upsert(alert: repo.NewAlert): Promise<number> {
+    return this.change(async (db) => {
+      const { id, inserted } = await repo.upsertOpenAlert(db, alert)
+      return { result: Number(id), events: [[[Number(id)], inserted ? 'opened' : 'updated']] }
+    })
+  }
 
   async listForDevice(deviceId: string, acknowledged?: boolean): Promise<Alert[]> {
     const device = await this.devices.get(deviceId)
@@ -57,19 +72,18 @@ export class AlertsService {
   /** A user's alert on a device (API.md); repeats of an open one of the same type are counted on it. */
   async create(deviceId: string, input: AlertCreate): Promise<Alert> {
     const device = await this.devices.get(deviceId)
-    const { id } = await repo.upsertOpenAlert(this.db, {
+    const id = await this.upsert({
       device_pk: device.id,
       alert_type: input.alert_type,
       severity: input.severity ?? 'info',
       message: input.message,
     })
-    return this.get(Number(id))
+    return this.get(id)
   }
 
   /** Raises (or counts again) an alert of the system's own. */
   async raise(alert: SystemAlert): Promise<number> {
-    const { id } = await repo.upsertOpenAlert(this.db, alert)
-    return Number(id)
+    return this.upsert(alert)
   }
 
   /**
@@ -77,11 +91,18 @@ export class AlertsService {
    * `note` (what resolved it) is kept in its details as `resolution`.
    */
   async resolve(devicePk: number, alertType: string, note?: string): Promise<void> {
-    await repo.resolveOpenAlert(this.db, devicePk, alertType, note)
+    await this.change(async (db) => {
+      const rows = await repo.resolveOpenAlert(db, devicePk, alertType, note)
+      return { result: undefined, events: [[rows.map((r) => Number(r.id)), 'resolved']] }
+    })
   }
 
   async acknowledge(id: number): Promise<Alert> {
-    if (!(await repo.acknowledgeAlert(this.db, id))) throw notFound('Alert not found')
+    // Acknowledging twice is no error (and no second event).
+    await this.change(async (db) => {
+      const row = await repo.acknowledgeAlert(db, id)
+      return { result: undefined, events: row ? [[[id], 'acknowledged']] : [] }
+    })
     return this.get(id)
   }
 

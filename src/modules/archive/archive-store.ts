@@ -18,6 +18,11 @@ export interface ArchiveStore {
   list(prefix: string, limit: number): Promise<ArchiveObject[]>
   /** A stream of the object, or undefined when there is none. */
   get(key: string): Promise<{ body: Readable; size: number } | undefined>
+  /**
+   * Retention: deletes every object whose key's day (`…/{YYYY}/{MM}/{DD}/…`) ends at or before
+   * `cutoff`; returns how many. Reads only what it deletes plus a page per device and category.
+   */
+  deleteBefore(cutoff: Date): Promise<number>
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -27,3 +32,9 @@ export type Category = (typeof CATEGORIES)[number]
 
 /** The part of a key after `{device_id}/{category}/`: its time order across categories. */
 export const timePart = (key: string) => key.split('/').slice(2).join('/')
+
+/** `{YYYY}/{MM}/{DD}` of the last whole UTC day before `cutoff`: keys of days up to it are expired. */
+export function lastExpiredDay(cutoff: Date): string {
+  const day = new Date(Math.floor(cutoff.getTime() / 86_400_000) * 86_400_000 - 86_400_000)
+  return day.toISOString().slice(0, 10).replace(/-/g, '/')
+}

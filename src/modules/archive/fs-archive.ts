@@ -1,8 +1,8 @@
 import { close, createReadStream, open, rename, write } from 'node:fs'
-import { mkdir, readdir, stat } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
-import { timePart } from './archive-store.ts'
+import { lastExpiredDay, timePart } from './archive-store.ts'
 
 const MAX_KNOWN_DIRS = 100_000
 
@@ -100,12 +100,44 @@ export class FsArchiveStore implements ArchiveStore {
     }
   }
 
+  async deleteBefore(cutoff: Date): Promise<number> {
+    const last = lastExpiredDay(cutoff)
+    let deleted = 0
+    // {device}/{category}/{YYYY}/{MM}/{DD}: whole day directories go, then months and years left empty.
+    for (const device of await this.entries('')) {
+      for (const category of await this.entries(device)) {
+        const base = `${device}/${category}`
+        for (const year of await this.entries(base)) {
+          if (year > last.slice(0, 4)) continue
+          for (const month of await this.entries(`${base}/${year}`)) {
+            if (`${year}/${month}` > last.slice(0, 7)) continue
+            for (const day of await this.entries(`${base}/${year}/${month}`)) {
+              if (`${year}/${month}/${day}` > last) continue
+              const dir = `${base}/${year}/${month}/${day}`
+              deleted += (await this.entries(dir)).filter((n) => n.endsWith('.ndjson')).length
+              await rm(this.path(dir), { recursive: true, force: true })
+            }
+            await removeIfEmpty(this.path(`${base}/${year}/${month}`))
+          }
+          await removeIfEmpty(this.path(`${base}/${year}`))
+        }
+      }
+    }
+    this.dirs.clear()
+    return deleted
+  }
+
   async ping(): Promise<void> {
     await mkdir(this.root, { recursive: true })
     await stat(this.root)
   }
 
   async close(): Promise<void> {}
+}
+
+async function removeIfEmpty(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => ['?'])
+  if (names.length === 0) await rm(dir, { recursive: true, force: true })
 }
 
 export const archiveRoot = (dataDir: string) => join(dataDir, 'archive') + sep

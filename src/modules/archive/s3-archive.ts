@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import {
   type BucketLocationConstraint,
   CreateBucketCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   ListObjectsV2Command,
@@ -10,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { type Config, ConfigError } from '../../config.ts'
 import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
-import { CATEGORIES, timePart } from './archive-store.ts'
+import { CATEGORIES, lastExpiredDay, timePart } from './archive-store.ts'
 import { type KeyPage, type ListPage, newestInCategory, readAll } from './s3-listing.ts'
 
 export type S3Config = Pick<
@@ -130,6 +131,42 @@ export class S3ArchiveStore implements ArchiveStore {
     } catch (error) {
       if (nameOf(error) === 'NoSuchKey' || statusOf(error) === 404) return undefined
       throw error
+    }
+  }
+
+  async deleteBefore(cutoff: Date): Promise<number> {
+    await this.ensureBucket()
+    const last = lastExpiredDay(cutoff)
+    let deleted = 0
+    // One ascending walk of the bucket ({device}/{category}/{YYYY}/{MM}/{DD}/…): expired keys come
+    // first in each category; at its first kept key the walk jumps past the category ("~" sorts
+    // after the digits of every time part). No delimiter listing: it reads the expired keys plus
+    // about one request per device and category.
+    let startAfter: string | undefined
+    for (;;) {
+      const page = await this.page({ prefix: '', startAfter, maxKeys: 1000 })
+      const expired: string[] = []
+      let jump: string | undefined
+      for (const o of page.objects) {
+        const [device, category, y, m, d] = o.key.split('/')
+        if (`${y}/${m}/${d}`.length === 10 && `${y}/${m}/${d}` <= last) expired.push(o.key)
+        else {
+          jump = `${device}/${category}/~`
+          break
+        }
+      }
+      if (expired.length > 0) {
+        await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: expired.map((Key) => ({ Key })), Quiet: true },
+          }),
+        )
+        deleted += expired.length
+      }
+      if (jump) startAfter = jump
+      else if (page.truncated && page.objects.length > 0) startAfter = page.objects.at(-1)?.key
+      else return deleted
     }
   }
 

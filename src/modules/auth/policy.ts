@@ -31,6 +31,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/commands/:cmd_id': 'viewer',
   'GET /api/stats': 'viewer',
   'GET /api/session': 'viewer',
+  'GET /api/retention': 'viewer',
 
   'POST /api/devices/:device_id/heartbeat': 'operator',
   'PUT /api/devices/:device_id/status': 'operator',
@@ -49,6 +50,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/tokens': 'admin',
   'POST /api/tokens': 'admin',
   'DELETE /api/tokens/:id': 'admin',
+  'GET /api/admin/backup': 'admin',
 }
 
 const isApi = (url: string) => url === '/api' || url.startsWith('/api/')

@@ -2,11 +2,13 @@ import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
 import { type Config, ConfigError } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
+import { PeriodicTask } from '../../platform/periodic.ts'
 import { DEFAULT_DEVICE_CONFIG, type DevicesService } from '../devices/index.ts'
 import { energyRoutes } from './energy-routes.ts'
 import { EnergyService } from './energy-service.ts'
 import { InfluxTelemetryStore } from './influx-store.ts'
 import { PostgresTelemetryStore } from './postgres-store.ts'
+import { refreshRollups } from './rollups.ts'
 import { metricsRoutes } from './routes.ts'
 import { TelemetryService } from './service.ts'
 import type { TelemetryStore } from './store.ts'
@@ -81,10 +83,20 @@ export function createTelemetryModule({ db, devices, config, log, energySettleMs
     },
   })
   const service = new TelemetryService(db, store, energy)
+  // Rollups of the PostgreSQL store: dirty hours recomputed in the background once quiet for the
+  // energy settle time (a query also brings its own range up to date first).
+  const rollups = new PeriodicTask(
+    async () => {
+      while ((await refreshRollups(db, undefined, 500, energySettleMs ?? 60_000)) > 0) {}
+    },
+    (err) => log.warn({ err }, 'rollup refresh failed; will retry'),
+  )
   const plugin: FastifyPluginAsync = async (app) => {
     app.readiness.add('telemetry_store', () => store.ping())
     energy.start(5000)
+    if (store instanceof PostgresTelemetryStore) rollups.start(5000)
     app.addHook('onClose', async () => {
+      await rollups.stop()
       await energy.stop()
       await store.close()
     })

@@ -5,6 +5,7 @@ import { parseFloat8Array } from './float8-array.ts'
 import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
 import { type DerivedPower, derivePower, reactiveSign } from './power.ts'
 import { RecordsInsert } from './records-insert.ts'
+import { markRollupsDirty, queryRollups, rollupFor } from './rollups.ts'
 import type {
   AggregateFn,
   PowerRange,
@@ -160,11 +161,16 @@ export class PostgresTelemetryStore implements TelemetryStore {
 
   /** Stores one row per datagram; a row whose key (device_pk, t0, seq) is there already is skipped. */
   async write(datagrams: Datagram[]): Promise<void> {
-    if (datagrams.length > 0) await this.insert(datagrams)
+    if (datagrams.length === 0) return
+    await this.insert(datagrams)
+    await markRollupsDirty(this.db, datagrams)
   }
 
   async query(q: SeriesQuery): Promise<SeriesPoint[]> {
     if (isDerivedType(q.metric)) return this.derivedQuery(q, q.metric)
+    // Windows of whole minutes or hours of a stored type: from the coarsest rollup that fits.
+    const bucket = rollupFor(q)
+    if (bucket) return queryRollups(this.db, q, bucket)
     const { unnest, value } = valueSource(q.metric)
     const points = sql`
       select ${sampleTime}::float8 as time, (${value})::float8 as value

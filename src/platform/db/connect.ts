@@ -22,7 +22,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v))
 /** Opens kysely on PostgreSQL when a URL is given, otherwise on an embedded PGlite under dataDir. */
 export async function connectDatabase(
   options: DbOptions,
-): Promise<{ db: Kysely<Database>; engine: DbEngine }> {
+): Promise<{ db: Kysely<Database>; engine: DbEngine; pglite?: PGlite }> {
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax })
     // An idle client losing its connection must not crash the process; the pool replaces it.
@@ -42,5 +42,5 @@ export async function connectDatabase(
     pglite = new PGlite(dir)
   }
   await pglite.waitReady
-  return { db: new Kysely<Database>({ dialect: new PGliteDialect(pglite) }), engine: 'pglite' }
+  return { db: new Kysely<Database>({ dialect: new PGliteDialect(pglite) }), engine: 'pglite', pglite }
 }

@@ -1,3 +1,4 @@
+import type { PGlite } from '@electric-sql/pglite'
 import fp from 'fastify-plugin'
 import { type Kysely, sql } from 'kysely'
 import type { Config } from '../../config.ts'
@@ -5,6 +6,7 @@ import { connectDatabase, type DbEngine } from './connect.ts'
 import { migrateToLatest } from './migrate.ts'
 import type { Database } from './schema.ts'
 
+export { backupPglite, backupPostgres, restorePglite, restorePostgres } from './backup.ts'
 export { connectDatabase } from './connect.ts'
 export { migrateToLatest } from './migrate.ts'
 export type { Database } from './schema.ts'
@@ -14,6 +16,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
     dbEngine: DbEngine
+    /** The embedded engine itself (backups); null on PostgreSQL. */
+    pglite: PGlite | null
   }
 }
 
@@ -26,7 +30,7 @@ export interface DbPluginOptions {
 /** Kysely on PostgreSQL or PGlite, migrated at start when configured, destroyed on close. */
 export const dbPlugin = fp<DbPluginOptions>(
   async (app, { config, inMemory }) => {
-    const { db, engine } = await connectDatabase({
+    const { db, engine, pglite } = await connectDatabase({
       databaseUrl: config.DATABASE_URL,
       dataDir: config.DATA_DIR,
       poolMax: config.DB_POOL_MAX,
@@ -34,6 +38,7 @@ export const dbPlugin = fp<DbPluginOptions>(
     })
     app.decorate('db', db)
     app.decorate('dbEngine', engine)
+    app.decorate('pglite', pglite ?? null)
     app.addHook('onClose', async () => {
       await db.destroy()
     })

@@ -146,6 +146,52 @@ export interface ApiTokensTable {
   revoked_at: NullableTimestamp
 }
 
+/** Alert events waiting for (or done with) delivery to one target each (module alerts). */
+export interface AlertOutboxTable {
+  id: Generated<number>
+  event_id: string
+  target: string
+  alert_id: number
+  event: 'opened' | 'updated' | 'acknowledged' | 'resolved'
+  payload: JSONColumnType<Record<string, unknown>, string, string>
+  attempts: Generated<number>
+  next_attempt_at: Timestamp
+  last_error: string | null
+  delivered_at: NullableTimestamp
+  created_at: Timestamp
+}
+
+/** The last run of each background job (module retention). */
+export interface MaintenanceRunsTable {
+  job: string
+  started_at: Timestamp
+  finished_at: Timestamp
+  replica: string
+  ok: boolean
+  result: JSONColumnType<Record<string, unknown>, string, string>
+}
+
+/** 1-minute and 1-hour rollups of stored types (module telemetry). */
+export interface TelemetryRollupsTable {
+  device_pk: number
+  metric: string
+  bucket_s: number
+  start: Timestamp
+  count: number
+  sum: number
+  min: number
+  max: number
+  first: number
+  last: number
+}
+
+/** Device-hours whose rollups must be recomputed. */
+export interface RollupDirtyTable {
+  device_pk: number
+  hour: Timestamp
+  marked_at: Timestamp
+}
+
 export interface Database {
   telemetry: TelemetryTable
   seq_gaps: SeqGapsTable
@@ -159,4 +205,8 @@ export interface Database {
   device_seq_tracking: DeviceSeqTrackingTable
   api_tokens: ApiTokensTable
   device_secrets: DeviceSecretsTable
+  alert_outbox: AlertOutboxTable
+  maintenance_runs: MaintenanceRunsTable
+  telemetry_rollups: TelemetryRollupsTable
+  rollup_dirty: RollupDirtyTable
 }

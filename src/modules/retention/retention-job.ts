@@ -1,0 +1,161 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../../platform/db/index.ts'
+import { PeriodicTask } from '../../platform/periodic.ts'
+import type { ArchiveStore } from '../archive/index.ts'
+import {
+  createDayPartition,
+  DAY_MS,
+  dayStart,
+  dropPartition,
+  lateDays,
+  listDayPartitions,
+  partitionName,
+  purgeDefault,
+} from './partitions.ts'
+
+export interface RetentionPolicy {
+  rawDays: number
+  rollupDays: number
+  archiveDays: number
+  partitionsAheadDays: number
+  intervalS: number
+}
+
+export interface RetentionRun {
+  created: string[]
+  dropped: string[]
+  default_rows_deleted: number
+  archive_objects_deleted: number
+  duration_ms: number
+}
+
+export const RETENTION_JOB = 'retention'
+
+/**
+ * The retention job: creates telemetry's day partitions ahead, drops the expired ones, purges
+ * the default partition and the archive. It holds a PostgreSQL advisory lock (per schema) for its
+ * whole run, so two replicas never run it at once — the one that finds the lock taken skips its
+ * turn. It keeps no state in memory: each run starts from what the database holds, so a restart
+ * (or a replica that died mid-run, whose lock ended with its session) changes nothing. Each run is
+ * recorded in maintenance_runs.
+ */
+export class RetentionJob {
+  private readonly periodic = new PeriodicTask(
+    () => this.run(),
+    (err) => this.log.warn({ err }, 'retention run failed; will run again'),
+  )
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly archive: ArchiveStore,
+    private readonly policy: RetentionPolicy,
+    private readonly replica: string,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  /** First run soon after start (partitions for today must exist), then every interval. */
+  start(): void {
+    this.periodic.start(this.policy.intervalS * 1000)
+    this.first = setTimeout(() => {
+      this.firstRun = this.run().then(
+        () => undefined,
+        (err) => this.log.warn({ err }, 'retention run failed; will run again'),
+      )
+    }, 1000)
+  }
+
+  private first: NodeJS.Timeout | undefined
+  private firstRun: Promise<void> | undefined
+
+  /** Waits for a run in progress. */
+  async stop(): Promise<void> {
+    clearTimeout(this.first)
+    await this.firstRun
+    await this.periodic.stop()
+  }
+
+  /** One run, or 'busy' when another replica (or run) holds the lock. */
+  async run(now = Date.now()): Promise<RetentionRun | 'busy'> {
+    return this.db.connection().execute(async (conn) => {
+      const key = sql`hashtext(current_schema() || ':iot-meter:retention')`
+      const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${key}) as locked`.execute(
+        conn,
+      )
+      if (!rows[0]?.locked) return 'busy' as const
+      const started = new Date()
+      try {
+        const result = await this.work(conn, now)
+        await this.record(conn, started, true, { ...result })
+        if (result.created.length + result.dropped.length + result.archive_objects_deleted > 0)
+          this.log.info(result, 'retention run')
+        return result
+      } catch (error) {
+        await this.record(conn, started, false, { error: (error as Error).message }).catch(() => {})
+        throw error
+      } finally {
+        await sql`select pg_advisory_unlock(${key})`.execute(conn)
+      }
+    })
+  }
+
+  private async work(db: Kysely<Database>, now: number): Promise<RetentionRun> {
+    const t0 = Date.now()
+    const { rawDays, archiveDays, partitionsAheadDays } = this.policy
+    const existing = new Set((await listDayPartitions(db)).map((p) => p.name))
+    const created: string[] = []
+    const today = dayStart(now)
+    const rawCutoff = rawDays > 0 ? now - rawDays * DAY_MS : undefined
+    // Today and the days ahead, and every day late data put in the default partition (still kept).
+    const days = new Set<number>(await lateDays(db, rawCutoff ?? 0))
+    for (let day = today - DAY_MS; day <= today + partitionsAheadDays * DAY_MS; day += DAY_MS) days.add(day)
+    for (const day of [...days].sort((a, b) => a - b)) {
+      if (rawCutoff !== undefined && day + DAY_MS <= rawCutoff) continue
+      if (existing.has(partitionName(day))) continue
+      await createDayPartition(db, day)
+      created.push(partitionName(day))
+    }
+    const dropped: string[] = []
+    let defaultRows = 0
+    if (rawCutoff !== undefined) {
+      // A day goes once all of it is older than the cutoff.
+      for (const p of await listDayPartitions(db)) {
+        if (p.day + DAY_MS > rawCutoff) break
+        await dropPartition(db, p.name)
+        dropped.push(p.name)
+      }
+      defaultRows = await purgeDefault(db, rawCutoff)
+    }
+    const archived =
+      archiveDays > 0 ? await this.archive.deleteBefore(new Date(now - archiveDays * DAY_MS)) : 0
+    return {
+      created,
+      dropped,
+      default_rows_deleted: defaultRows,
+      archive_objects_deleted: archived,
+      duration_ms: Date.now() - t0,
+    }
+  }
+
+  private async record(db: Kysely<Database>, started: Date, ok: boolean, result: Record<string, unknown>) {
+    await db
+      .insertInto('maintenance_runs')
+      .values({
+        job: RETENTION_JOB,
+        started_at: started,
+        replica: this.replica,
+        ok,
+        result: JSON.stringify(result),
+      })
+      .onConflict((oc) =>
+        oc.column('job').doUpdateSet({
+          started_at: started,
+          finished_at: sql`now()`,
+          replica: this.replica,
+          ok,
+          result: JSON.stringify(result),
+        }),
+      )
+      .execute()
+  }
+}

@@ -1,0 +1,151 @@
+import { type Kysely, type RawBuilder, sql } from 'kysely'
+import type { Database } from '../../platform/db/index.ts'
+import type { Datagram } from './datagram.ts'
+import { STORED_TYPES } from './measurement-types.ts'
+import type { AggregateFn, SeriesPoint, SeriesQuery } from './store.ts'
+
+const HOUR_MS = 3_600_000
+const iso = (t: number) => new Date(t).toISOString()
+/** The widest span of samples of one datagram (as postgres-store's range scans assume). */
+const MAX_SPAN_MS = 3_660_000
+
+/** A float8 sum taken in numeric and clamped: float8 sums of huge (flagged) readings overflow, an error. */
+const clampedSum = (v: RawBuilder<unknown>) => sql`greatest(least(sum(${v}::numeric), 1e308), -1e308)::float8`
+
+/** Hours (start ms) each device's new samples fall in. */
+function dirtyHours(datagrams: readonly Datagram[]): { devicePk: number; hour: number }[] {
+  const seen = new Map<string, { devicePk: number; hour: number }>()
+  for (const d of datagrams) {
+    const first = Math.floor(Math.min(d.t0, ...d.times) / HOUR_MS)
+    const last = Math.floor(Math.max(d.t0, ...d.times) / HOUR_MS)
+    for (let h = first; h <= last; h++)
+      seen.set(`${d.devicePk}:${h}`, { devicePk: d.devicePk, hour: h * HOUR_MS })
+  }
+  return [...seen.values()]
+}
+
+/**
+ * Marks the hours of these datagrams dirty (after they are stored). A mark already there is
+ * renewed, so a recompute that read the samples before this write does not clear it.
+ */
+export async function markRollupsDirty(db: Kysely<Database>, datagrams: readonly Datagram[]): Promise<void> {
+  const hours = dirtyHours(datagrams)
+  if (hours.length === 0) return
+  await sql`insert into rollup_dirty (device_pk, hour)
+    select * from unnest(${hours.map((h) => h.devicePk)}::int[], ${hours.map((h) => iso(h.hour))}::timestamptz[])
+    order by 1, 2
+    on conflict (device_pk, hour) do update set marked_at = clock_timestamp()`.execute(db)
+}
+
+/**
+ * Recomputes one device-hour's 1-minute and 1-hour rollups of every stored type from the raw
+ * samples, in one transaction under an advisory lock of that device-hour: two replicas (or a
+ * query and the background refresh) recomputing it at once take turns instead of colliding.
+ */
+function recomputeHour(db: Kysely<Database>, devicePk: number, hour: number): Promise<void> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${devicePk}::int, ${hour / HOUR_MS}::int)`.execute(trx)
+    await recomputeLocked(trx, devicePk, hour)
+  })
+}
+
+async function recomputeLocked(db: Kysely<Database>, devicePk: number, hour: number): Promise<void> {
+  const from = iso(hour)
+  const to = iso(hour + HOUR_MS)
+  await sql`delete from telemetry_rollups where device_pk = ${devicePk} and start >= ${from}::timestamptz
+    and start < ${to}::timestamptz`.execute(db)
+  for (const metric of STORED_TYPES) {
+    const column = sql.ref(`t.${metric}`)
+    await sql`
+      insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
+      select ${devicePk}, ${metric}, 60, to_timestamp(floor(p.time / 60000) * 60), count(*), ${clampedSum(sql`p.v`)}, min(p.v), max(p.v),
+        (array_agg(p.v order by p.time))[1], (array_agg(p.v order by p.time desc))[1]
+      from (
+        select date_part('epoch', t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms) as time, u.v
+        from telemetry t cross join lateral unnest(${column}) with ordinality as u(v, i)
+        where t.device_pk = ${devicePk} and ${column} is not null
+          and t.t0 >= ${iso(hour - MAX_SPAN_MS)}::timestamptz and t.t0 < ${to}::timestamptz
+      ) p
+      where p.v is not null and p.time >= ${hour} and p.time < ${hour + HOUR_MS}
+      group by 4`.execute(db)
+  }
+  await sql`
+    insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
+    select device_pk, metric, 3600, ${from}::timestamptz, sum(count), ${clampedSum(sql`sum`)}, min(min), max(max),
+      (array_agg(first order by start))[1], (array_agg(last order by start desc))[1]
+    from telemetry_rollups
+    where device_pk = ${devicePk} and bucket_s = 60 and start >= ${from}::timestamptz and start < ${to}::timestamptz
+    group by device_pk, metric`.execute(db)
+}
+
+/**
+ * Brings dirty hours up to date (all, or one device's in [start, stop)): each is recomputed, then
+ * its mark is cleared unless a write renewed it meanwhile. Returns how many hours were recomputed.
+ */
+export async function refreshRollups(
+  db: Kysely<Database>,
+  scope?: { devicePk: number; start: number; stop: number },
+  limit = 500,
+  settleMs = 0,
+): Promise<number> {
+  // marked_at as text: a JS Date would drop its microseconds, and the mark would never match again.
+  let q = db
+    .selectFrom('rollup_dirty')
+    .select(['device_pk', 'hour', sql<string>`marked_at::text`.as('marked_at')])
+  // The background takes only hours whose marks are settleMs old: an hour still filling is
+  // recomputed once it is quiet, not after every batch (a query recomputes its own range at once).
+  if (settleMs > 0) q = q.where('marked_at', '<', sql<Date>`clock_timestamp() - make_interval(secs => ${settleMs / 1000})`)
+  if (scope)
+    q = q
+      .where('device_pk', '=', scope.devicePk)
+      .where('hour', '>=', new Date(Math.floor(scope.start / HOUR_MS) * HOUR_MS))
+      .where('hour', '<', new Date(scope.stop))
+  const marks = await q.orderBy('device_pk').orderBy('hour').limit(limit).execute()
+  for (const m of marks) {
+    const hour = new Date(m.hour).getTime()
+    await recomputeHour(db, m.device_pk, hour)
+    await db
+      .deleteFrom('rollup_dirty')
+      .where('device_pk', '=', m.device_pk)
+      .where('hour', '=', new Date(hour))
+      .where('marked_at', '<=', sql<Date>`${m.marked_at}::timestamptz`)
+      .execute()
+  }
+  return marks.length
+}
+
+const FROM_ROLLUPS: Partial<Record<AggregateFn, ReturnType<typeof sql>>> = {
+  mean: sql`greatest(least(sum(sum::numeric) / sum(count), 1e308), -1e308)::float8`,
+  min: sql`min(min)`,
+  max: sql`max(max)`,
+  sum: clampedSum(sql`sum`),
+  count: sql`sum(count)::float8`,
+}
+
+/** The coarsest rollup that answers the query exactly, or undefined (then raw samples answer). */
+export function rollupFor(q: SeriesQuery): 60 | 3600 | undefined {
+  if (!q.everyMs || !FROM_ROLLUPS[q.fn] || !(STORED_TYPES as readonly string[]).includes(q.metric))
+    return undefined
+  for (const bucket of [3600, 60] as const) {
+    const ms = bucket * 1000
+    if (q.everyMs % ms === 0 && q.start % ms === 0 && q.stop % ms === 0) return bucket
+  }
+  return undefined
+}
+
+/** Windows of `everyMs` from the rollups, after bringing the device's dirty hours in range up to date. */
+export async function queryRollups(
+  db: Kysely<Database>,
+  q: SeriesQuery,
+  bucket: 60 | 3600,
+): Promise<SeriesPoint[]> {
+  while ((await refreshRollups(db, { devicePk: q.devicePk, start: q.start, stop: q.stop })) > 0) {}
+  const every = q.everyMs as number
+  const { rows } = await sql<SeriesPoint>`
+    select floor(date_part('epoch', start) * 1000 / ${every}) * ${every} as time, ${FROM_ROLLUPS[q.fn]} as value
+    from telemetry_rollups
+    where device_pk = ${q.devicePk} and metric = ${q.metric} and bucket_s = ${bucket}
+      and start >= ${iso(q.start)}::timestamptz and start < ${iso(q.stop)}::timestamptz
+    group by 1 order by 1 limit ${q.limit}`.execute(db)
+  return rows.map((r) => ({ time: Number(r.time), value: Number(r.value) }))
+}
