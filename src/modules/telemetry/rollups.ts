@@ -94,7 +94,8 @@ export async function refreshRollups(
     .select(['device_pk', 'hour', sql<string>`marked_at::text`.as('marked_at')])
   // The background takes only hours whose marks are settleMs old: an hour still filling is
   // recomputed once it is quiet, not after every batch (a query recomputes its own range at once).
-  if (settleMs > 0) q = q.where('marked_at', '<', sql<Date>`clock_timestamp() - make_interval(secs => ${settleMs / 1000})`)
+  if (settleMs > 0)
+    q = q.where('marked_at', '<', sql<Date>`clock_timestamp() - make_interval(secs => ${settleMs / 1000})`)
   if (scope)
     q = q
       .where('device_pk', '=', scope.devicePk)
