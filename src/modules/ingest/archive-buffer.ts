@@ -12,6 +12,8 @@ export function archiveKey(deviceId: string, category: string, at: number, runId
 }
 
 const NL = Buffer.from('\n')
+/** What a buffered line costs besides its bytes (the Buffer object, the array slot), roughly. */
+const LINE_OVERHEAD = 96
 
 /** NDJSON: each line followed by a newline, in one buffer. */
 function joinLines(lines: Buffer[]): Buffer {
@@ -43,8 +45,10 @@ export interface ArchiveBatch {
 export class ArchiveBuffer {
   private groups = new Map<string, Group>()
   private lines = 0
-  /** Lines taken by a checkpoint that is still writing them (they count as in flight). */
+  private bytes = 0
+  /** Lines (and their bytes) taken by a checkpoint that is still writing them (still held here). */
   private writing = 0
+  private writingBytes = 0
   private counter = 0
 
   constructor(
@@ -61,6 +65,7 @@ export class ArchiveBuffer {
     }
     group.lines.push(line)
     this.lines++
+    this.bytes += line.length + LINE_OVERHEAD
   }
 
   /** Lines not yet written, including those a checkpoint is writing. */
@@ -68,16 +73,27 @@ export class ArchiveBuffer {
     return this.lines + this.writing
   }
 
+  /** Memory those lines hold (approximately: their bytes plus a per-line overhead). */
+  get bufferedBytes(): number {
+    return this.bytes + this.writingBytes
+  }
+
   /** Takes everything buffered so far for one checkpoint. */
   take(): ArchiveBatch {
     const groups = [...this.groups.values()]
     const count = this.lines
+    const bytes = this.bytes
     this.groups = new Map()
     this.lines = 0
+    this.bytes = 0
     this.writing += count
+    this.writingBytes += bytes
     let settled = false
     const settle = () => {
-      if (!settled) this.writing -= count
+      if (!settled) {
+        this.writing -= count
+        this.writingBytes -= bytes
+      }
       settled = true
     }
     return {
@@ -105,6 +121,7 @@ export class ArchiveBuffer {
           const newer = this.groups.get(key)
           this.groups.set(key, { ...g, lines: newer ? [...g.lines, ...newer.lines] : g.lines })
           this.lines += g.lines.length
+          for (const line of g.lines) this.bytes += line.length + LINE_OVERHEAD
         }
       },
     }
