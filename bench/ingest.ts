@@ -129,6 +129,9 @@ function cpuPerMessage(before: CpuSplit, after: CpuSplit, server: number, messag
   }
 }
 
+const countInLogs = (servers: ServerProcess[], text: string) =>
+  servers.reduce((n, s) => n + s.output().split(text).length - 1, 0)
+
 /** Sums the replicas' samples of a metric. */
 const sumOver = (texts: string[], name: string) => texts.reduce((n, t) => n + metricSum(t, name), 0)
 
@@ -377,6 +380,9 @@ async function main() {
     duplicates: sumOver(texts, 'ingest_duplicates_total'),
     gaps: sumOver(texts, 'ingest_gaps_total'),
     rejected: sumOver(texts, 'ingest_rejected_total'),
+    // The servers' broker sessions that dropped (item 3 of issue 17), from their logs (last 200 kB).
+    broker_reconnects: countInLogs(servers, '"msg":"mqtt offline'),
+    keepalive_timeouts: countInLogs(servers, 'Keepalive timeout'),
     // Machine load at the end (1-minute average): wall-clock rates are the machine's, shared or not.
     loadavg_1m: Number(loadavg()[0]?.toFixed(2)),
   }
