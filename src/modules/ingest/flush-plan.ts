@@ -12,6 +12,16 @@ export interface PendingRecord {
   receivedAt: number
   /** Read back from the journal at start: it may have been stored before the crash. */
   replayed?: boolean
+  /** Its parse, done ahead while the previous batch was in the database (see preParse). */
+  parsed?: ParsedMessage | Rejected
+}
+
+/**
+ * Parses records ahead of their batch (pure: no dedup state is touched), so that the flush loop
+ * does this CPU work while the previous batch is in the database; planFlush then reuses it.
+ */
+export function preParse(records: PendingRecord[], now: number, limits: ParseLimits): void {
+  for (const record of records) record.parsed ??= parseMessage(record.topic, record.payload, now, limits)
 }
 
 export interface DeviceRef {
@@ -79,7 +89,7 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
   }
   const parsed: { message: ParsedMessage; record: PendingRecord }[] = []
   for (const record of batch) {
-    const result = parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
+    const result = record.parsed ?? parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
     if (result instanceof Rejected) plan.rejected.push(result)
     else parsed.push({ message: result, record })
   }

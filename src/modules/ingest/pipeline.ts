@@ -4,7 +4,7 @@ import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { measurementCount } from '../telemetry/index.ts'
 import { DeviceRateLimiter } from './device-rate.ts'
-import { type FlushPlan, type PendingRecord, planFlush } from './flush-plan.ts'
+import { type FlushPlan, type PendingRecord, planFlush, preParse } from './flush-plan.ts'
 import { confirmGaps } from './gap-claims.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { Journal } from './journal.ts'
@@ -290,7 +290,13 @@ export class IngestPipeline {
       const started = performance.now()
       try {
         plan ??= await this.plan(batch)
-        await this.o.effects.execute(plan)
+        const executing = this.o.effects.execute(plan)
+        // Pipelined: once this batch's statement is on its way (after the microtasks that send
+        // it), the next batch is parsed while the database works. Its failure is awaited below.
+        executing.catch(() => undefined)
+        await new Promise((resolve) => setImmediate(resolve))
+        preParse(this.pending.slice(0, this.o.config.INGEST_BATCH_MAX), Date.now(), this.o.limits)
+        await executing
         this.o.effects.absorb(plan)
         for (const [pk, w] of plan.windows) if (w.dirty) this.unsaved.set(pk, w)
         this.record(plan, performance.now() - started)
