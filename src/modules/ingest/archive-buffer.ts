@@ -15,17 +15,26 @@ const NL = Buffer.from('\n')
 /** What a buffered line costs besides its bytes (the Buffer object, the array slot), roughly. */
 const LINE_OVERHEAD = 96
 
-/** NDJSON: each line followed by a newline, in one buffer. */
-function joinLines(lines: Buffer[]): Buffer {
+/** NDJSON: each line (its parts) followed by a newline, in one buffer. */
+function joinLines(lines: Buffer[][]): Buffer {
   const parts: Buffer[] = []
-  for (const line of lines) parts.push(line, NL)
+  for (const line of lines) {
+    for (const part of line) parts.push(part)
+    parts.push(NL)
+  }
   return Buffer.concat(parts)
+}
+
+const lineBytes = (line: Buffer[]) => {
+  let n = LINE_OVERHEAD
+  for (const part of line) n += part.length
+  return n
 }
 
 interface Group {
   deviceId: string
   category: Category
-  lines: Buffer[]
+  lines: Buffer[][]
   firstAt: number
 }
 
@@ -56,7 +65,7 @@ export class ArchiveBuffer {
     private readonly runId: string,
   ) {}
 
-  add(deviceId: string, category: Category, line: Buffer, receivedAt: number): void {
+  add(deviceId: string, category: Category, line: Buffer[], receivedAt: number): void {
     const key = `${deviceId}\u0000${category}`
     let group = this.groups.get(key)
     if (!group) {
@@ -65,7 +74,7 @@ export class ArchiveBuffer {
     }
     group.lines.push(line)
     this.lines++
-    this.bytes += line.length + LINE_OVERHEAD
+    this.bytes += lineBytes(line)
   }
 
   /** Lines not yet written, including those a checkpoint is writing. */
@@ -121,7 +130,7 @@ export class ArchiveBuffer {
           const newer = this.groups.get(key)
           this.groups.set(key, { ...g, lines: newer ? [...g.lines, ...newer.lines] : g.lines })
           this.lines += g.lines.length
-          for (const line of g.lines) this.bytes += line.length + LINE_OVERHEAD
+          for (const line of g.lines) this.bytes += lineBytes(line)
         }
       },
     }

@@ -39,8 +39,11 @@ export interface FlushPlan {
   duplicates: number
   rejected: Rejected[]
   datagrams: Datagram[]
-  /** Archive lines with the journal id and arrival time of their message. */
-  archive: { id: number; deviceId: string; category: Category; line: Buffer; receivedAt: number }[]
+  /**
+   * Archive lines with the journal id and arrival time of their message; a line is its parts (no
+   * copy of the payload until the archive object is assembled).
+   */
+  archive: { id: number; deviceId: string; category: Category; line: Buffer[]; receivedAt: number }[]
   activity: Map<
     number,
     { devicePk: number; lastSeen: Date; fwVersion?: string; connection?: 'online' | 'offline' }
@@ -179,13 +182,14 @@ const CLOSE = Buffer.from('}')
 /**
  * `{"received_at":…,"topic":…,"message":<payload>}` — the payload's own bytes when they fit on
  * one NDJSON line (they parsed as JSON, so they are a valid value); re-serialised only when the
- * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message.
+ * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message, and the
+ * payload is not copied here: the line is its parts, joined once into the archive object.
  */
-function archiveLineOf(message: ParsedMessage, record: PendingRecord): Buffer {
+function archiveLineOf(message: ParsedMessage, record: PendingRecord): Buffer[] {
   const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},"message":`
   const { payload } = record
   if (payload.indexOf(NEWLINE) === -1 && payload.indexOf(RETURN) === -1 && isUtf8(payload)) {
-    return Buffer.concat([Buffer.from(head), payload, CLOSE])
+    return [Buffer.from(head), payload, CLOSE]
   }
-  return Buffer.from(`${head}${JSON.stringify(message.body)}}`)
+  return [Buffer.from(`${head}${JSON.stringify(message.body)}}`)]
 }
