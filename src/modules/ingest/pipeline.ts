@@ -324,15 +324,6 @@ export class IngestPipeline {
   }
 
   /**
-   * About once a second: archive objects, registry activity, then the dedup state — and only then
-   * may the journal forget the records. A crash between checkpoints replays them; the stores are
-   * idempotent and the dedup state is that of the last checkpoint, so nothing is lost or doubled.
-   *
-   * Called between batches, when the dedup windows are exactly those of `storedUpTo`: what it
-   * writes is taken synchronously here, and written while the next batches are stored (one
-   * checkpoint at a time). A failed one gives everything back to the next.
-   */
-  /**
    * The archive lines fill half their budget: checkpoint now, not at ARCHIVE_FLUSH_MS, so the
    * archive cadence never pauses a healthy intake. Not while checkpoints fail (they retry at the
    * usual period; intake pauses when the budget is full).
@@ -344,6 +335,15 @@ export class IngestPipeline {
     )
   }
 
+  /**
+   * About once a second: archive objects, registry activity, then the dedup state — and only then
+   * may the journal forget the records. A crash between checkpoints replays them; the stores are
+   * idempotent and the dedup state is that of the last checkpoint, so nothing is lost or doubled.
+   *
+   * Called between batches, when the dedup windows are exactly those of `storedUpTo`: what it
+   * writes is taken synchronously here, and written while the next batches are stored (one
+   * checkpoint at a time). A failed one gives everything back to the next.
+   */
   private startCheckpoint(force: boolean): void {
     if (this.checkpointing) return
     if (!force && Date.now() - this.lastCheckpoint < this.o.config.ARCHIVE_FLUSH_MS) return
