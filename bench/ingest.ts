@@ -1,6 +1,6 @@
 /**
  * npm run bench:ingest [-- --quick] [--devices N] [--messages M] [--forged K] [--rate R]
- *                        [--generator raw|mqttjs]
+ *                        [--generator raw|mqttjs] [--generators K] [--replicas N] [--soak-minutes M]
  *
  * N meters publish DC datagrams (20 measurements) at QoS 2 as fast as the broker takes them
  * (or, with --rate, at R msg/s in total, paced: latency below saturation);
@@ -11,28 +11,32 @@
  * (MQTT_URL=own starts a Mosquitto with deploy/mosquitto/mosquitto.conf on a free port).
  * The meters are plain-socket QoS 2 publishers (--generator raw, see lib/raw-publisher.ts) unless
  * --generator mqttjs: the generator shares the machine, and MQTT.js costs it several times more.
+ * --generators K spreads the meters over K load processes (one Node process tops out near 10,000
+ * msg/s: past that it measures the generator); the MQTT baseline uses the same K.
+ * --replicas N runs N server processes with MQTT_SHARED_GROUP on the external broker (MQTT_URL);
+ * their counts, CPU and RSS are summed, their latency histograms merged.
+ * --soak-minutes M (with --rate): publishes at the paced rate for M minutes and samples RSS and the
+ * minute's p99 each minute ("soak" in the JSON: flat within 10 % is the goal).
  * Prints progress, then one JSON line.
  */
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
-import { startServer } from '../test/helpers/process.ts'
+import { type ServerProcess, startServer } from '../test/helpers/process.ts'
 import { mqttBaseline, startBareAedes, storeCeiling } from './lib/baselines.ts'
+import { type Load, startLoad } from './lib/generators.ts'
 import {
   connectAll,
-  connectPublishers,
   cpuSeconds,
   cpuSecondsByCommand,
   histogramQuantile,
   machineCpuSeconds,
   metricSum,
-  publishAll,
-  publishPaced,
   rssMb,
 } from './lib/load.ts'
 
@@ -45,16 +49,24 @@ const { values: args } = parseArgs({
     forged: { type: 'string' },
     rate: { type: 'string' },
     generator: { type: 'string', default: 'raw' },
+    generators: { type: 'string', default: '1' },
+    replicas: { type: 'string', default: '1' },
+    'soak-minutes': { type: 'string' },
   },
 })
 const quick = args.quick
 const devices = Number(args.devices ?? (quick ? 200 : 1000))
-const messages = Number(args.messages ?? (quick ? 10_000 : 200_000))
+const rate = args.rate === undefined ? undefined : Number(args.rate)
+const soakMinutes = args['soak-minutes'] === undefined ? 0 : Number(args['soak-minutes'])
+if (soakMinutes > 0 && !rate) throw new Error('--soak-minutes needs --rate')
+const messages =
+  soakMinutes > 0 ? (rate as number) * 60 * soakMinutes : Number(args.messages ?? (quick ? 10_000 : 200_000))
 const perDevice = Math.max(1, Math.round(messages / devices))
 const total = perDevice * devices
 const window = Number(args.window)
 const forged = Number(args.forged ?? (quick ? 0 : 1_000_000))
-const rate = args.rate === undefined ? undefined : Number(args.rate)
+const generators = Math.max(1, Number(args.generators))
+const replicas = Math.max(1, Number(args.replicas))
 if (args.generator !== 'raw' && args.generator !== 'mqttjs') throw new Error('--generator raw|mqttjs')
 const generator: 'raw' | 'mqttjs' = args.generator
 const databaseUrl = process.env.DATABASE_URL
@@ -62,6 +74,8 @@ const databaseUrl = process.env.DATABASE_URL
 // Mosquitto queues only 1000 messages per subscriber and silently drops the rest when it falls behind.
 let mqttUrl = process.env.MQTT_URL === 'own' ? undefined : process.env.MQTT_URL?.split(',')[0]
 const ownMosquitto = process.env.MQTT_URL === 'own'
+if (replicas > 1 && !process.env.MQTT_URL)
+  throw new Error('--replicas needs an external broker with shared subscriptions (MQTT_URL=own)')
 const log = (text: string) => process.stderr.write(`[bench] ${text}\n`)
 
 async function freshSchema(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
@@ -89,11 +103,10 @@ interface CpuSplit {
   commands: Record<string, number>
 }
 
-async function cpuSplit(): Promise<CpuSplit> {
-  const usage = process.cpuUsage()
+async function cpuSplit(load: Load): Promise<CpuSplit> {
   return {
     machine: await machineCpuSeconds(),
-    generator: (usage.user + usage.system) / 1e6,
+    generator: await load.cpuSeconds(),
     commands: await cpuSecondsByCommand(['mosquitto', 'postgres']),
   }
 }
@@ -116,43 +129,97 @@ function cpuPerMessage(before: CpuSplit, after: CpuSplit, server: number, messag
   }
 }
 
+const countInLogs = (servers: ServerProcess[], text: string) =>
+  servers.reduce((n, s) => n + s.output().split(text).length - 1, 0)
+
+/** Sums the replicas' samples of a metric. */
+const sumOver = (texts: string[], name: string) => texts.reduce((n, t) => n + metricSum(t, name), 0)
+
+/**
+ * A quantile of a histogram merged over the replicas: their bucket lines are summed by bound
+ * (every replica has the same buckets), then read as one.
+ */
+function quantileOver(texts: string[], name: string, q: number, since?: string[]): number {
+  const merge = (all: string[]) => {
+    const sums = new Map<string, number>()
+    for (const text of all)
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(`${name}_bucket{`)) continue
+        const at = line.lastIndexOf(' ')
+        const key = line.slice(0, at)
+        sums.set(key, (sums.get(key) ?? 0) + Number(line.slice(at + 1)))
+      }
+    return [...sums].map(([k, v]) => `${k} ${v}`).join('\n')
+  }
+  return histogramQuantile(merge(texts), name, q, since && merge(since))
+}
+
 async function main() {
   const mosquitto = ownMosquitto ? await startMosquitto() : undefined
   if (mosquitto) mqttUrl = mosquitto.url
   const mode = `${databaseUrl ? 'postgres' : 'pglite'}+${mqttUrl ? 'mosquitto' : 'embedded-broker'}`
-  log(`${mode}: ${devices} devices × ${perDevice} datagrams = ${total} messages (${total * 20} measurements)`)
+  log(
+    `${mode}: ${devices} devices × ${perDevice} datagrams = ${total} messages (${total * 20} measurements), ` +
+      `${generators} generator process(es), ${replicas} server replica(s)`,
+  )
   const ids = Array.from({ length: devices }, (_, i) => `bench-${String(i).padStart(5, '0')}`)
 
-  // 1. MQTT baseline on the same kind of broker.
-  let baseline: number
-  if (mqttUrl) {
-    baseline = await mqttBaseline(mqttUrl, ids, perDevice, window, generator)
+  // 1. MQTT baseline on the same kind of broker, with the same load processes (a soak skips it).
+  let baseline = Number.NaN
+  const baselinePerDevice = Math.min(perDevice, Math.max(1, Math.round(200_000 / devices)))
+  if (soakMinutes > 0) {
+    // A soak measures stability, not the ceiling.
+  } else if (mqttUrl) {
+    baseline = await mqttBaseline(mqttUrl, ids, baselinePerDevice, window, generator, generators)
   } else {
     const port = 20000 + (process.pid % 20000)
     const broker = await startBareAedes(port)
-    baseline = await mqttBaseline(`mqtt://127.0.0.1:${port}`, ids, perDevice, window, generator)
+    baseline = await mqttBaseline(
+      `mqtt://127.0.0.1:${port}`,
+      ids,
+      baselinePerDevice,
+      window,
+      generator,
+      generators,
+    )
     broker.kill('SIGTERM')
     await once(broker, 'exit')
   }
   log(`mqtt baseline: ${Math.round(baseline)} msg/s`)
 
   // 2. Store ceiling on the same engine.
-  const ceilingSchema = databaseUrl ? await freshSchema(databaseUrl) : undefined
-  const ceiling = await storeCeiling(ceilingSchema?.url, devices, total * 20)
-  await ceilingSchema?.drop()
+  let ceiling = Number.NaN
+  if (soakMinutes === 0) {
+    const ceilingSchema = databaseUrl ? await freshSchema(databaseUrl) : undefined
+    ceiling = await storeCeiling(ceilingSchema?.url, devices, Math.min(total, 200_000) * 20)
+    await ceilingSchema?.drop()
+  }
   log(`store ceiling: ${Math.round(ceiling)} measurements/s`)
 
-  // 3. The server, on a fresh database.
-  const dataDir = mkdtempSync(join(tmpdir(), 'iot-meter-bench-'))
+  // 3. The server (N replicas sharing the subscription), on a fresh database.
+  const dataDirs: string[] = []
   const schema = databaseUrl ? await freshSchema(databaseUrl) : undefined
-  const server = await startServer({
-    DATA_DIR: dataDir,
-    MQTT_CLIENT_ID: `bench-server-${process.pid}`,
-    ...(schema ? { DATABASE_URL: schema.url } : {}),
-    ...(mqttUrl ? { MQTT_URL: mqttUrl } : {}),
-  })
+  const servers: ServerProcess[] = []
+  for (let r = 0; r < replicas; r++) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'iot-meter-bench-'))
+    dataDirs.push(dataDir)
+    servers.push(
+      await startServer({
+        DATA_DIR: dataDir,
+        MQTT_CLIENT_ID: `bench-server-${process.pid}-${r}`,
+        ...(replicas > 1 ? { MQTT_SHARED_GROUP: `bench${process.pid}` } : {}),
+        ...(schema ? { DATABASE_URL: schema.url } : {}),
+        ...(mqttUrl ? { MQTT_URL: mqttUrl } : {}),
+      }),
+    )
+  }
+  const server = servers[0] as ServerProcess
+  const pids = servers.map((s) => s.child.pid as number)
   const brokerUrl = mqttUrl ?? `mqtt://127.0.0.1:${server.brokerPort}`
-  const metrics = async () => (await fetch(`${server.baseUrl}/metrics`)).text()
+  const scrapeAll = () => Promise.all(servers.map(async (s) => (await fetch(`${s.baseUrl}/metrics`)).text()))
+  const storedNow = async () => sumOver(await scrapeAll(), 'ingest_messages_total')
+  const sumOf = async (f: (pid: number) => Promise<number>) =>
+    (await Promise.all(pids.map(f))).reduce((a, b) => a + b, 0)
   for (let i = 0; i < ids.length; i += 25) {
     await Promise.all(
       ids.slice(i, i + 25).map((device_id) =>
@@ -164,22 +231,21 @@ async function main() {
       ),
     )
   }
-  const clients = await connectPublishers(brokerUrl, ids, '', generator)
+  const load = await startLoad(brokerUrl, ids, '', generator, generators)
   // Warm-up: one datagram per meter (seq 0), so caches, dedup windows, JIT and the database's
   // plans are warm as on a running server; the timed run starts at seq 1 and its latency counts
   // only what it published.
   const sampleBase = Date.now() - 30 * 86_400_000
-  await publishAll(clients, ids, 1, 1, sampleBase - 10_000)
-  while (metricSum(await metrics(), 'ingest_messages_total') < devices)
-    await new Promise((r) => setTimeout(r, 100))
+  await load.publish({ perDevice: 1, window: 1, sampleBase: sampleBase - 10_000, firstSeq: 0 })
+  while ((await storedNow()) < devices) await new Promise((r) => setTimeout(r, 100))
   await new Promise((r) => setTimeout(r, 1000))
-  const warm = await metrics()
-  const storedBefore = metricSum(warm, 'ingest_messages_total')
-  const rssBefore = await rssMb(server.child.pid as number)
-  const cpuBefore = await cpuSeconds(server.child.pid as number)
-  // Where the machine's CPU goes in the timed run: the server, the load generator (this process),
-  // the broker, the database, the rest (kernel, other jobs).
-  const splitBefore = await cpuSplit()
+  const warm = await scrapeAll()
+  const storedBefore = sumOver(warm, 'ingest_messages_total')
+  const rssBefore = await sumOf(rssMb)
+  const cpuBefore = await sumOf(cpuSeconds)
+  // Where the machine's CPU goes in the timed run: the server, the load generator(s), the broker,
+  // the database, the rest (kernel, other jobs).
+  const splitBefore = await cpuSplit(load)
 
   const started = performance.now()
   let lastLog = 0
@@ -189,36 +255,50 @@ async function main() {
       log(`sent ${sent}/${total}`)
     }
   }
-  const publishing = rate
-    ? publishPaced(clients, ids, perDevice, rate, sampleBase, onSent, 1)
-    : publishAll(clients, ids, perDevice, window, sampleBase, onSent, 1)
+  const publishing = load.publish({ perDevice, window, rate, sampleBase, firstSeq: 1, onSent })
   let stored = 0
   let lastProgress = 0
+  const soak: { minute: number; rss_mb: number; p99_ms: number; stored: number }[] = []
+  let minuteStart = warm
+  let nextSample = started + 60_000
   while (stored < total) {
     await new Promise((r) => setTimeout(r, 100))
-    stored = metricSum(await metrics(), 'ingest_messages_total') - storedBefore
+    const texts = await scrapeAll()
+    stored = sumOver(texts, 'ingest_messages_total') - storedBefore
     if (performance.now() - lastProgress > 2000) {
       lastProgress = performance.now()
       log(`stored ${stored}/${total} (${Math.round(stored / ((performance.now() - started) / 1000))} msg/s)`)
     }
-    if (performance.now() - started > 900_000)
-      throw new Error(`only ${stored} of ${total} stored after 15 min`)
+    if (soakMinutes > 0 && performance.now() >= nextSample) {
+      nextSample += 60_000
+      const sample = {
+        minute: soak.length + 1,
+        rss_mb: await sumOf(rssMb),
+        p99_ms: Math.round(quantileOver(texts, 'ingest_lag_seconds', 0.99, minuteStart) * 1000),
+        stored,
+      }
+      soak.push(sample)
+      minuteStart = texts
+      log(`soak minute ${sample.minute}: RSS ${sample.rss_mb} MB, p99 ${sample.p99_ms} ms`)
+    }
+    if (performance.now() - started > 900_000 + soakMinutes * 60_000)
+      throw new Error(`only ${stored} of ${total} stored after the time allowed`)
   }
   const seconds = (performance.now() - started) / 1000
-  const serverCpu = (await cpuSeconds(server.child.pid as number)) - cpuBefore
-  const splitAfter = await cpuSplit()
+  const serverCpu = (await sumOf(cpuSeconds)) - cpuBefore
+  const splitAfter = await cpuSplit(load)
   const published = await publishing // paced: the achieved send rate; else the count
-  const sendRate = rate ? published : undefined
-  const text = await metrics()
-  // BENCH_METRICS_OUT=file: the server's last /metrics scrape, for a closer look at a run.
-  if (process.env.BENCH_METRICS_OUT) writeFileSync(process.env.BENCH_METRICS_OUT, text)
-  const rss = await rssMb(server.child.pid as number)
+  const sendRate = published.rate
+  const texts = await scrapeAll()
+  // BENCH_METRICS_OUT=file: the (first) server's last /metrics scrape, for a closer look at a run.
+  if (process.env.BENCH_METRICS_OUT) writeFileSync(process.env.BENCH_METRICS_OUT, texts[0] as string)
+  const rss = await sumOf(rssMb)
 
   // 4. Forged ids: messages from distinct unregistered ids must cost a counter, not memory.
   let forgedGrowth: number | null = null
   if (forged > 0) {
     const [forger] = await connectAll(brokerUrl, ['forger'], 'bench-')
-    const rejectedBefore = metricSum(text, 'ingest_rejected_total')
+    const rejectedBefore = sumOver(texts, 'ingest_rejected_total')
     for (let i = 0; i < forged; i += 1000) {
       await Promise.all(
         Array.from({ length: Math.min(1000, forged - i) }, (_, k) => {
@@ -239,12 +319,12 @@ async function main() {
       )
       if (i % 100_000 === 0) log(`forged ${i}/${forged}`)
     }
-    while (metricSum(await metrics(), 'ingest_rejected_total') - rejectedBefore < forged)
+    while (sumOver(await scrapeAll(), 'ingest_rejected_total') - rejectedBefore < forged)
       await new Promise((r) => setTimeout(r, 200))
-    forgedGrowth = (await rssMb(server.child.pid as number)) - rss
+    forgedGrowth = (await sumOf(rssMb)) - rss
     await forger?.endAsync()
   }
-  await Promise.all(clients.map((c) => c.endAsync()))
+  await load.end()
 
   // 5. Storage per measurement: table and indexes.
   let bytes = 0
@@ -254,10 +334,10 @@ async function main() {
     bytes = Number((await c.query(`select pg_total_relation_size('telemetry') as b`)).rows[0].b)
     await c.end()
   }
-  server.child.kill('SIGTERM')
-  await once(server.child, 'exit')
+  for (const s of servers) s.child.kill('SIGTERM')
+  await Promise.all(servers.map((s) => once(s.child, 'exit')))
   if (!schema) {
-    const db = new PGlite(join(dataDir, 'pglite'))
+    const db = new PGlite(join(dataDirs[0] as string, 'pglite'))
     bytes = Number(
       (await db.query<{ b: number }>(`select pg_total_relation_size('telemetry') as b`)).rows[0]?.b,
     )
@@ -265,35 +345,46 @@ async function main() {
   }
   await schema?.drop()
   await mosquitto?.stop()
-  rmSync(dataDir, { recursive: true, force: true })
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
 
   const measurements = total * 20
+  const quantile = (q: number) => Math.round(quantileOver(texts, 'ingest_lag_seconds', q, warm) * 1000)
   const result = {
     mode,
     devices,
     generator,
+    generators,
+    replicas,
     msgs: total,
     ...(rate ? { target_rate: rate, send_rate: Math.round(sendRate as number) } : {}),
     measurements,
     seconds: Number(seconds.toFixed(2)),
     msgs_per_s: Math.round(total / seconds),
     measurements_per_s: Math.round(measurements / seconds),
-    p50_ms: Math.round(histogramQuantile(text, 'ingest_lag_seconds', 0.5, warm) * 1000),
-    p99_ms: Math.round(histogramQuantile(text, 'ingest_lag_seconds', 0.99, warm) * 1000),
+    p50_ms: quantile(0.5),
+    p99_ms: quantile(0.99),
     mqtt_baseline_msgs_per_s: Math.round(baseline),
     mqtt_ratio: Number((total / seconds / baseline).toFixed(3)),
     store_ceiling_measurements_per_s: Math.round(ceiling),
     store_ratio: Number((measurements / seconds / ceiling).toFixed(3)),
     bytes_per_measurement: Number((bytes / measurements).toFixed(2)),
-    // CPU the server used per message (all its threads): steadier than rates on a shared machine.
+    // CPU the server used per message (all its threads, all replicas): steadier than rates on a shared machine.
     server_cpu_us_per_msg: Math.round((serverCpu / total) * 1e6),
+    server_cores: Number((serverCpu / seconds).toFixed(2)),
     cpu_us_per_msg: cpuPerMessage(splitBefore, splitAfter, serverCpu, total),
     rss_mb: rss,
     rss_before_mb: rssBefore,
+    ...(soakMinutes > 0 ? { soak } : {}),
     forged_ids: forged,
     forged_rss_growth_mb: forgedGrowth,
-    duplicates: metricSum(text, 'ingest_duplicates_total'),
-    rejected: metricSum(text, 'ingest_rejected_total'),
+    duplicates: sumOver(texts, 'ingest_duplicates_total'),
+    gaps: sumOver(texts, 'ingest_gaps_total'),
+    rejected: sumOver(texts, 'ingest_rejected_total'),
+    // The servers' broker sessions that dropped (item 3 of issue 17), from their logs (last 200 kB).
+    broker_reconnects: countInLogs(servers, '"msg":"mqtt offline'),
+    keepalive_timeouts: countInLogs(servers, 'Keepalive timeout'),
+    // Machine load at the end (1-minute average): wall-clock rates are the machine's, shared or not.
+    loadavg_1m: Number(loadavg()[0]?.toFixed(2)),
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }

@@ -210,10 +210,18 @@ export const ConfigSchema = Type.Object({
     description: 'messages per flush',
   }),
   INGEST_MAX_INFLIGHT: Type.Integer({
-    description: 'acknowledged but not yet stored messages before intake pauses (backpressure)',
     minimum: 10,
     maximum: 10_000_000,
-    default: 10000,
+    default: 200_000,
+    description:
+      'journaled messages not yet stored in the database before intake pauses (a backstop for tiny messages; INGEST_MAX_PENDING_BYTES binds first for datagrams; archive lines do not count)',
+  }),
+  INGEST_MAX_PENDING_BYTES: Type.Integer({
+    minimum: 64 * 1024,
+    maximum: 64 * 1024 * 1024 * 1024,
+    default: 64 * 1024 * 1024,
+    description:
+      'memory of journaled messages not yet stored in the database (payload, topic and ~160 bytes each) before intake pauses: bounds memory while the database is down',
   }),
   INGEST_GAP_GRACE_MS: Type.Integer({
     description:
@@ -223,7 +231,8 @@ export const ConfigSchema = Type.Object({
     default: 30000,
   }),
   INGEST_DEDUP_WINDOW: Type.Integer({
-    description: 'seqs per device remembered for deduplication',
+    description:
+      'seqs per device remembered for deduplication (4 bytes each: a payload digest; up to twice that per device for ~one window after a reboot)',
     minimum: 64,
     maximum: 65536,
     default: 1024,
@@ -245,6 +254,13 @@ export const ConfigSchema = Type.Object({
     maximum: 1000,
     default: 1000,
     description: 'checkpoint period: archive objects, registry activity, dedup state',
+  }),
+  ARCHIVE_BUFFER_MAX_BYTES: Type.Integer({
+    minimum: 64 * 1024,
+    maximum: 64 * 1024 * 1024 * 1024,
+    default: 128 * 1024 * 1024,
+    description:
+      'memory of archive lines stored in the database but not yet written to the archive; past half of it a checkpoint starts at once, at all of it intake pauses (an archive outage)',
   }),
 
   // Commands (module commands)

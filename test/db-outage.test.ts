@@ -22,7 +22,8 @@ const DEVICES = 20
 const PER_DEVICE = 500
 const SAMPLES = 5
 const OUTAGE_MS = 15000
-const MAX_INFLIGHT = 2000
+/** ~2,300 of these ~0.7 KB datagrams: the outage journals far more than that. */
+const MAX_PENDING_BYTES = 2 * 1024 * 1024
 
 const skip = realDatabaseUrl
   ? false
@@ -108,7 +109,7 @@ test('PostgreSQL unreachable for 15 s while devices stream: no crash, not ready,
     MQTT_URL: broker.url,
     MQTT_CLIENT_ID: uniqueName('dbout'),
     INGEST_FLUSH_MS: '100',
-    INGEST_MAX_INFLIGHT: String(MAX_INFLIGHT),
+    INGEST_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES),
   })
   const base = server.baseUrl
   const ids = Array.from({ length: DEVICES }, (_, i) => `dbo-${String(i).padStart(2, '0')}`)
@@ -171,7 +172,7 @@ test('PostgreSQL unreachable for 15 s while devices stream: no crash, not ready,
     failing.some(([name]) => name === 'database' || name === 'ingest'),
     `a failing check names the database: ${JSON.stringify(notReady.checks)}`,
   )
-  assert.equal(paused, 1, 'intake paused at INGEST_MAX_INFLIGHT')
+  assert.equal(paused, 1, 'intake paused at INGEST_MAX_PENDING_BYTES')
 
   const expected = DEVICES * PER_DEVICE * SAMPLES
   const drainStart = Date.now()

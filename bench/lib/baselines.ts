@@ -5,7 +5,7 @@ import { PGlite } from '@electric-sql/pglite'
 import mqtt from 'mqtt'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { connectPublishers, publishAll } from './load.ts'
+import { startLoad } from './generators.ts'
 
 /**
  * The MQTT limit of this machine: a bare MQTT.js subscriber (QoS 1) that only counts the same
@@ -17,6 +17,7 @@ export async function mqttBaseline(
   perDevice: number,
   window: number,
   generator: 'raw' | 'mqttjs',
+  processes = 1,
 ): Promise<number> {
   const sub = await mqtt.connectAsync(url, {
     clientId: `bench-baseline-${process.pid}`,
@@ -28,14 +29,14 @@ export async function mqttBaseline(
     received++
   })
   await sub.subscribeAsync('iot/+/telemetry', { qos: 1 })
-  const clients = await connectPublishers(url, ids, 'baseline-', generator)
+  const load = await startLoad(url, ids, 'baseline-', generator, processes)
   const expected = ids.length * perDevice
   const started = performance.now()
-  await publishAll(clients, ids, perDevice, window, Date.now() - 86_400_000)
+  await load.publish({ perDevice, window, sampleBase: Date.now() - 86_400_000, firstSeq: 0 })
   while (received < expected && performance.now() - started < 120_000)
     await new Promise((r) => setTimeout(r, 20))
   const seconds = (performance.now() - started) / 1000
-  await Promise.all(clients.map((c) => c.endAsync()))
+  await load.end()
   await sub.endAsync()
   return received / seconds
 }

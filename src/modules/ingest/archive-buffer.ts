@@ -12,18 +12,29 @@ export function archiveKey(deviceId: string, category: string, at: number, runId
 }
 
 const NL = Buffer.from('\n')
+/** What a buffered line costs besides its bytes (the Buffer object, the array slot), roughly. */
+const LINE_OVERHEAD = 96
 
-/** NDJSON: each line followed by a newline, in one buffer. */
-function joinLines(lines: Buffer[]): Buffer {
+/** NDJSON: each line (its parts) followed by a newline, in one buffer. */
+function joinLines(lines: Buffer[][]): Buffer {
   const parts: Buffer[] = []
-  for (const line of lines) parts.push(line, NL)
+  for (const line of lines) {
+    for (const part of line) parts.push(part)
+    parts.push(NL)
+  }
   return Buffer.concat(parts)
+}
+
+const lineBytes = (line: Buffer[]) => {
+  let n = LINE_OVERHEAD
+  for (const part of line) n += part.length
+  return n
 }
 
 interface Group {
   deviceId: string
   category: Category
-  lines: Buffer[]
+  lines: Buffer[][]
   firstAt: number
 }
 
@@ -43,8 +54,10 @@ export interface ArchiveBatch {
 export class ArchiveBuffer {
   private groups = new Map<string, Group>()
   private lines = 0
-  /** Lines taken by a checkpoint that is still writing them (they count as in flight). */
+  private bytes = 0
+  /** Lines (and their bytes) taken by a checkpoint that is still writing them (still held here). */
   private writing = 0
+  private writingBytes = 0
   private counter = 0
 
   constructor(
@@ -52,7 +65,7 @@ export class ArchiveBuffer {
     private readonly runId: string,
   ) {}
 
-  add(deviceId: string, category: Category, line: Buffer, receivedAt: number): void {
+  add(deviceId: string, category: Category, line: Buffer[], receivedAt: number): void {
     const key = `${deviceId}\u0000${category}`
     let group = this.groups.get(key)
     if (!group) {
@@ -61,6 +74,7 @@ export class ArchiveBuffer {
     }
     group.lines.push(line)
     this.lines++
+    this.bytes += lineBytes(line)
   }
 
   /** Lines not yet written, including those a checkpoint is writing. */
@@ -68,16 +82,27 @@ export class ArchiveBuffer {
     return this.lines + this.writing
   }
 
+  /** Memory those lines hold (approximately: their bytes plus a per-line overhead). */
+  get bufferedBytes(): number {
+    return this.bytes + this.writingBytes
+  }
+
   /** Takes everything buffered so far for one checkpoint. */
   take(): ArchiveBatch {
     const groups = [...this.groups.values()]
     const count = this.lines
+    const bytes = this.bytes
     this.groups = new Map()
     this.lines = 0
+    this.bytes = 0
     this.writing += count
+    this.writingBytes += bytes
     let settled = false
     const settle = () => {
-      if (!settled) this.writing -= count
+      if (!settled) {
+        this.writing -= count
+        this.writingBytes -= bytes
+      }
       settled = true
     }
     return {
@@ -105,6 +130,7 @@ export class ArchiveBuffer {
           const newer = this.groups.get(key)
           this.groups.set(key, { ...g, lines: newer ? [...g.lines, ...newer.lines] : g.lines })
           this.lines += g.lines.length
+          for (const line of g.lines) this.bytes += lineBytes(line)
         }
       },
     }

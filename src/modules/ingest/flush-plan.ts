@@ -13,6 +13,16 @@ export interface PendingRecord {
   receivedAt: number
   /** Read back from the journal at start: it may have been stored before the crash. */
   replayed?: boolean
+  /** Its parse, done ahead while the previous batch was in the database (see preParse). */
+  parsed?: ParsedMessage | Rejected
+}
+
+/**
+ * Parses records ahead of their batch (pure: no dedup state is touched), so that the flush loop
+ * does this CPU work while the previous batch is in the database; planFlush then reuses it.
+ */
+export function preParse(records: PendingRecord[], now: number, limits: ParseLimits): void {
+  for (const record of records) record.parsed ??= parseMessage(record.topic, record.payload, now, limits)
 }
 
 export interface DeviceRef {
@@ -36,8 +46,11 @@ export interface FlushPlan {
   /** Telemetry refused for a unit that does not fit its type (archived, alerted). */
   badUnits: { pk: number; deviceId: string; detail: string }[]
   datagrams: Datagram[]
-  /** Archive lines with the journal id and arrival time of their message. */
-  archive: { id: number; deviceId: string; category: Category; line: Buffer; receivedAt: number }[]
+  /**
+   * Archive lines with the journal id and arrival time of their message; a line is its parts (no
+   * copy of the payload until the archive object is assembled).
+   */
+  archive: { id: number; deviceId: string; category: Category; line: Buffer[]; receivedAt: number }[]
   activity: Map<
     number,
     { devicePk: number; lastSeen: Date; fwVersion?: string; connection?: 'online' | 'offline' }
@@ -90,7 +103,7 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
   const parsed: { message: ParsedMessage; record: PendingRecord }[] = []
   const badUnits: { rejected: Rejected; record: PendingRecord }[] = []
   for (const record of batch) {
-    const result = parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
+    const result = record.parsed ?? parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
     if (result instanceof Rejected) plan.rejected.push(result)
     else parsed.push({ message: result, record })
     if (result instanceof Rejected && result.envelope) badUnits.push({ rejected: result, record })
@@ -233,14 +246,15 @@ const CLOSE = Buffer.from('}')
 /**
  * `{"received_at":…,"topic":…,"message":<payload>}` — the payload's own bytes when they fit on
  * one NDJSON line (they parsed as JSON, so they are a valid value); re-serialised only when the
- * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message.
+ * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message, and the
+ * payload is not copied here: the line is its parts, joined once into the archive object.
  */
-function archiveLineOf(message: ParsedMessage | undefined, record: PendingRecord): Buffer {
+function archiveLineOf(message: ParsedMessage | undefined, record: PendingRecord): Buffer[] {
   const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},"message":`
   const { payload } = record
   if (payload.indexOf(NEWLINE) === -1 && payload.indexOf(RETURN) === -1 && isUtf8(payload)) {
-    return Buffer.concat([Buffer.from(head), payload, CLOSE])
+    return [Buffer.from(head), payload, CLOSE]
   }
   const body = message ? message.body : JSON.parse(payload.toString('utf8'))
-  return Buffer.from(`${head}${JSON.stringify(body)}}`)
+  return [Buffer.from(`${head}${JSON.stringify(body)}}`)]
 }

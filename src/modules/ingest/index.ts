@@ -84,7 +84,7 @@ export function createIngestModule(o: IngestModuleOptions) {
 
     const sweeper = new LivenessSweeper(o.devices, o.alerts, app.log, async () => {
       // Also refreshed here: while a store fails, the flush loop that sets it is stuck retrying.
-      metrics.inflight.set(pipeline.inflight)
+      pipeline.updateGauges()
       const counts = await o.devices.counts()
       metrics.devicesOnline.set(counts.connection.online)
       for (const link of app.mqtt.links)

@@ -67,6 +67,12 @@ export function createIngestMetrics(client: Client, registry: Client['register']
       help: 'Messages acknowledged to the broker and journaled, not yet stored',
       registers,
     }),
+    bufferedBytes: new client.Gauge({
+      name: 'ingest_buffered_bytes',
+      help: 'Memory the admission limits count: pending (journaled, not stored; INGEST_MAX_PENDING_BYTES), archive (lines not yet written; ARCHIVE_BUFFER_MAX_BYTES), held (messages waiting for room, not yet journaled)',
+      labelNames: ['what'] as const,
+      registers,
+    }),
     paused: new client.Gauge({
       name: 'ingest_paused',
       help: '1 while intake waits for the store',

@@ -4,7 +4,7 @@ import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { measurementCount } from '../telemetry/index.ts'
 import { DeviceRateLimiter } from './device-rate.ts'
-import { type FlushPlan, type PendingRecord, planFlush } from './flush-plan.ts'
+import { type FlushPlan, type PendingRecord, planFlush, preParse } from './flush-plan.ts'
 import { confirmGaps } from './gap-claims.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { Journal } from './journal.ts'
@@ -40,23 +40,38 @@ const MAX_BACKOFF_MS = 5000
 /** A commit within this long of the previous one means load: the next group waits COMMIT_DELAY_MS. */
 const COMMIT_BUSY_MS = 5
 const COMMIT_DELAY_MS = 2
+/** What a pending message costs besides its payload and topic (record object, array slot), roughly. */
+const RECORD_OVERHEAD = 160
+const recordBytes = (r: { topic: string; payload: Buffer }) =>
+  r.payload.length + r.topic.length + RECORD_OVERHEAD
 
 /**
  * The ingest's core. `accept` journals a message and acknowledges it at once (the journal makes
  * it durable); a single flush loop then stores journaled messages in batches: parse, dedup,
  * archive, time series, registry, side effects, and the dedup state last — so a crash at any point
  * replays the batch from the journal against the state before it. A failing store is retried with
- * backoff while intake pauses at INGEST_MAX_INFLIGHT (acknowledgements are held, not buffered).
+ * backoff while intake pauses (acknowledgements are held, not buffered).
+ *
+ * Admission is bounded by memory, not by the archive's cadence: intake pauses when the messages
+ * journaled but not yet stored reach INGEST_MAX_PENDING_BYTES (or INGEST_MAX_INFLIGHT of them), or
+ * when the archive lines not yet written reach ARCHIVE_BUFFER_MAX_BYTES — a budget of their own,
+ * which a healthy pipeline never fills: past half of it a checkpoint starts at once instead of
+ * waiting for ARCHIVE_FLUSH_MS. So a database or archive outage pauses intake with bounded memory,
+ * while a healthy pipeline admits as fast as it stores.
  */
 export class IngestPipeline {
   private pending: PendingRecord[] = []
   private readonly held: { topic: string; payload: Buffer; done: Done }[] = []
+  private heldBytes = 0
   /** Acknowledgements waiting for the journal commit, and what runs right after it. */
   private awaitingCommit: Done[] = []
   private commitHooks: ((error?: Error) => void)[] = []
   private commitScheduled = false
   private lastCommitAt = Number.NEGATIVE_INFINITY
   private inFlush = 0
+  /** Memory held by `pending` and the batch in flush (see recordBytes). */
+  private pendingBytes = 0
+  private inFlushBytes = 0
   private flushing = false
   private timer: NodeJS.Timeout | undefined
   private stopping = false
@@ -92,12 +107,35 @@ export class IngestPipeline {
   start(replayed: PendingRecord[]): void {
     if (replayed.length > 0) this.o.log.info({ records: replayed.length }, 'replaying ingest journal')
     this.pending.push(...replayed.map((r) => ({ ...r, replayed: true })))
+    for (const r of replayed) this.pendingBytes += recordBytes(r)
     this.schedule(0)
   }
 
   /** Journaled messages not yet stored, including archive lines not yet written. */
   get inflight(): number {
     return this.pending.length + this.inFlush + this.o.effects.archive.buffered
+  }
+
+  /** Sets the gauges of what is in flight (also while a store keeps failing). */
+  updateGauges(): void {
+    const m = this.o.metrics
+    m.inflight.set(this.inflight)
+    m.bufferedBytes.set({ what: 'pending' }, this.pendingBytes + this.inFlushBytes)
+    m.bufferedBytes.set({ what: 'archive' }, this.o.effects.archive.bufferedBytes)
+    m.bufferedBytes.set({ what: 'held' }, this.heldBytes)
+  }
+
+  /**
+   * Whether intake may journal another message: the unstored messages and the unwritten archive
+   * lines are within their memory budgets (archive lines do not count against the first).
+   */
+  private hasRoom(): boolean {
+    const c = this.o.config
+    return (
+      this.pending.length + this.inFlush < c.INGEST_MAX_INFLIGHT &&
+      this.pendingBytes + this.inFlushBytes < c.INGEST_MAX_PENDING_BYTES &&
+      this.o.effects.archive.bufferedBytes < c.ARCHIVE_BUFFER_MAX_BYTES
+    )
   }
 
   /** Takes one message from a broker (or a device on the embedded broker); `done` acknowledges it. */
@@ -121,9 +159,10 @@ export class IngestPipeline {
       done()
       return
     }
-    if (this.inflight >= this.o.config.INGEST_MAX_INFLIGHT || this.held.length > 0) {
+    if (this.held.length > 0 || !this.hasRoom()) {
       // A copy: the payload may be a view of a socket's read buffer, not to be held for long.
       this.held.push({ topic, payload: Buffer.from(payload), done })
+      this.heldBytes += payload.length + topic.length + RECORD_OVERHEAD
       this.o.metrics.paused.set(1)
       return
     }
@@ -133,7 +172,9 @@ export class IngestPipeline {
   private journalAndAck(topic: string, payload: Buffer, done: Done, ack: AckTiming): void {
     const receivedAt = Date.now()
     const record = this.o.journal.append(topic, payload, receivedAt)
-    this.pending.push({ id: record.id, topic, payload: record.payload, receivedAt })
+    const pending = { id: record.id, topic, payload: record.payload, receivedAt }
+    this.pending.push(pending)
+    this.pendingBytes += recordBytes(pending)
     if (ack === 'now') done()
     else this.awaitingCommit.push(done)
     this.scheduleCommit()
@@ -183,8 +224,9 @@ export class IngestPipeline {
   /** Lets held messages in while there is room. */
   private release(): void {
     let released = 0
-    while (this.held.length > 0 && this.inflight < this.o.config.INGEST_MAX_INFLIGHT) {
+    while (this.held.length > 0 && this.hasRoom()) {
       const next = this.held.shift() as { topic: string; payload: Buffer; done: Done }
+      this.heldBytes -= next.payload.length + next.topic.length + RECORD_OVERHEAD
       this.journalAndAck(next.topic, next.payload, next.done, 'durable')
       released++
     }
@@ -211,21 +253,27 @@ export class IngestPipeline {
     try {
       while (this.pending.length > 0 || this.holes.size > 0) {
         const batch = this.pending.splice(0, this.o.config.INGEST_BATCH_MAX)
+        let bytes = 0
+        for (const r of batch) bytes += recordBytes(r)
+        this.pendingBytes -= bytes
         this.inFlush = batch.length
+        this.inFlushBytes = bytes
         const stored = await this.storeWithRetry(batch)
         this.inFlush = 0
+        this.inFlushBytes = 0
         if (!stored) {
           this.pending.unshift(...batch)
+          this.pendingBytes += bytes
           break
         }
         this.release()
-        this.startCheckpoint(false)
+        this.startCheckpoint(this.archiveFilling())
         if (batch.length === 0) break
       }
       this.startCheckpoint(false)
     } finally {
       this.flushing = false
-      this.o.metrics.inflight.set(this.inflight)
+      this.updateGauges()
       if (!this.stopping) this.schedule(this.o.config.INGEST_FLUSH_MS)
     }
   }
@@ -242,7 +290,13 @@ export class IngestPipeline {
       const started = performance.now()
       try {
         plan ??= await this.plan(batch)
-        await this.o.effects.execute(plan)
+        const executing = this.o.effects.execute(plan)
+        // Pipelined: once this batch's statement is on its way (after the microtasks that send
+        // it), the next batch is parsed while the database works. Its failure is awaited below.
+        executing.catch(() => undefined)
+        await new Promise((resolve) => setImmediate(resolve))
+        preParse(this.pending.slice(0, this.o.config.INGEST_BATCH_MAX), Date.now(), this.o.limits)
+        await executing
         this.o.effects.absorb(plan)
         for (const [pk, w] of plan.windows) if (w.dirty) this.unsaved.set(pk, w)
         this.record(plan, performance.now() - started)
@@ -255,6 +309,7 @@ export class IngestPipeline {
           plan = undefined
         }
         this.o.metrics.storeErrors.inc()
+        this.updateGauges()
         const err = error instanceof Error ? error : new Error(String(error))
         this.failure ??= { error: err, since: Date.now() }
         this.o.log.error(
@@ -266,6 +321,18 @@ export class IngestPipeline {
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
       }
     }
+  }
+
+  /**
+   * The archive lines fill half their budget: checkpoint now, not at ARCHIVE_FLUSH_MS, so the
+   * archive cadence never pauses a healthy intake. Not while checkpoints fail (they retry at the
+   * usual period; intake pauses when the budget is full).
+   */
+  private archiveFilling(): boolean {
+    return (
+      this.checkpointFailure === null &&
+      this.o.effects.archive.bufferedBytes >= this.o.config.ARCHIVE_BUFFER_MAX_BYTES / 2
+    )
   }
 
   /**
