@@ -188,7 +188,7 @@ export const ConfigSchema = Type.Object({
     default: 0,
     description: '0 = never',
   }),
-  SIMULATOR_ID_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,40}$', default: 'sim' }),
+  SIMULATOR_ID_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,39}$', default: 'sim' }),
 })
 
 export type Config = Readonly<Static<typeof ConfigSchema>>

@@ -7,6 +7,7 @@ import type {
   AuthorizeSubscribeHandler,
   Client,
 } from 'aedes'
+import { isDeviceId } from '../device-id.ts'
 import {
   BLOCKED_REASONS,
   type BlockedBy,
@@ -57,9 +58,6 @@ type Identity = { kind: 'internal' } | { kind: 'anonymous' } | { kind: 'device';
  */
 export const DEVICE_PUBLISH_SUFFIXES = ['telemetry', 'hello', 'status', 'command/ack', 'ota/status'] as const
 export const DEVICE_SUBSCRIBE_SUFFIX = 'command'
-
-/** A device id that is safe inside a topic (PROTOCOL.md: no `/`, `+`, `#`), as the registry allows. */
-const SAFE_ID = /^[A-Za-z0-9_.-]{1,64}$/
 
 export function deviceMayPublish(deviceId: string, topic: string): boolean {
   const prefix = `iot/${deviceId}/`
@@ -211,7 +209,7 @@ export class BrokerAuth {
     const check = this.credentials
     if (!check) throw Object.assign(new Error('device registry not ready'), { returnCode: 3 })
     const deviceId = client.id
-    if (!SAFE_ID.test(deviceId)) throw authError(5, 'client id is not a valid device id')
+    if (!isDeviceId(deviceId)) throw authError(5, 'client id is not a valid device id')
     const socket = client.conn
     if (mode === 'mtls') {
       if (!(socket instanceof TLSSocket) || !socket.authorized)
