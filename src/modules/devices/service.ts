@@ -145,7 +145,7 @@ export class DevicesService {
     const rows = await this.db
       .selectFrom('devices')
       .select(['id', 'device_id', 'config'])
-      .where('device_id', 'in', deviceIds)
+      .where(sql<boolean>`device_id = any(${deviceIds}::text[])`)
       .execute()
     for (const r of rows) found.set(r.device_id, { pk: Number(r.id), config: r.config ?? {} })
     return found
@@ -158,7 +158,7 @@ export class DevicesService {
     const rows = await this.db
       .selectFrom('devices')
       .select(['id', 'config'])
-      .where('id', 'in', devicePks)
+      .where(sql<boolean>`id = any(${devicePks}::int[])`)
       .execute()
     for (const r of rows) found.set(Number(r.id), r.config ?? {})
     return found
