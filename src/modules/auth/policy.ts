@@ -29,6 +29,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/alerts': 'viewer',
   'GET /api/commands/:cmd_id': 'viewer',
   'GET /api/stats': 'viewer',
+  'GET /api/ingest/quarantine': 'viewer',
   'GET /api/session': 'viewer',
 
   'POST /api/devices/:device_id/heartbeat': 'operator',

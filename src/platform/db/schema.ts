@@ -80,6 +80,18 @@ export interface DeviceSeqTrackingTable {
   updated_at: Timestamp
 }
 
+export interface IngestQuarantineTable {
+  id: Generated<number>
+  quarantined_at: Generated<Date>
+  received_at: Timestamp
+  device_id: string | null
+  topic: string
+  payload: Buffer
+  stage: string
+  error: string
+  replica: string
+}
+
 export interface TelemetryTable {
   device_pk: number
   t0: Timestamp
@@ -152,4 +164,5 @@ export interface Database {
   device_seq_tracking: DeviceSeqTrackingTable
   api_tokens: ApiTokensTable
   device_secrets: DeviceSecretsTable
+  ingest_quarantine: IngestQuarantineTable
 }
