@@ -16,6 +16,7 @@ import {
   LOOPBACK,
   remoteAddress,
 } from './failed-connects.ts'
+import { RetainPolicy } from './retain-policy.ts'
 
 /** How devices prove who they are to the embedded broker (config MQTT_DEVICE_AUTH). */
 export type DeviceAuthMode = 'token' | 'mtls' | 'none'
@@ -44,6 +45,8 @@ export interface BrokerAuthOptions {
   onDenied?: (action: DeniedAction, clientId: string, reason: string, address: string | undefined) => void
   /** Counts CONNECTs refused unchecked, by what reached its failure limit (also passed to onDenied). */
   onBlocked?: (by: BlockedBy) => void
+  /** A connection's CONNECT was accepted (its socket, for the PreAuthGuard). */
+  onAuthenticated?: (conn: object) => void
   /** What failing costs (FailedConnects); unset: refusals are immediate and unlimited. */
   failedConnects?: FailedConnectPolicy
 }
@@ -105,6 +108,7 @@ export class BrokerAuth {
   private readonly identities = new WeakMap<Client, Identity>()
   private readonly failed: FailedConnects
   private aedes: Aedes | undefined
+  private readonly retained = new RetainPolicy()
 
   constructor(private readonly options: BrokerAuthOptions) {
     this.failed = new FailedConnects(options.failedConnects ?? NO_PRICE, options.internal.clientId)
@@ -155,6 +159,7 @@ export class BrokerAuth {
       checked.then(
         (identity) => {
           this.identities.set(client, identity)
+          this.options.onAuthenticated?.(client.conn)
           done(null, true)
         },
         (error: AuthenticateError) => this.refuse(client, error, blocked, done),
@@ -173,6 +178,7 @@ export class BrokerAuth {
         this.deny('publish', client, 'unauthenticated')
         return callback(new Error('not authenticated'))
       }
+      if (packet.retain && !this.retained.admit(packet.topic, packet.payload.length)) packet.retain = false
       defaultPublish(client, packet, callback)
     }
     aedes.authorizePublish = authorizePublish
