@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import metricsPlugin from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
@@ -83,6 +84,7 @@ export const app = fp<AppOptions>(
         metrics: fastify.metrics.client.register,
         devices: devices.service,
         keyFor: async (deviceId) => (await commands.service.commandKey(deviceId)).command_key,
+        stateDir: join(config.DATA_DIR, 'simulator'),
         // Embedded broker with token auth: each simulated meter gets a fresh secret at start.
         secretFor:
           fastify.embeddedBroker && config.MQTT_DEVICE_AUTH === 'token'

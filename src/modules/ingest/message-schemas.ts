@@ -57,7 +57,7 @@ export const CommandAck = Type.Object({
   ...Envelope,
   msg_type: Type.Literal('command_ack'),
   cmd_id: Uuid,
-  result: Type.Union(['accepted', 'rejected', 'error', 'unsupported'].map((r) => Type.Literal(r))),
+  result: Type.Union(['accepted', 'rejected', 'error', 'unsupported', 'expired'].map((r) => Type.Literal(r))),
   detail: Type.Optional(FreeText(2000)),
 })
 

@@ -23,7 +23,7 @@ export type ParsedMessage =
       category: 'command_ack'
       ack: {
         cmd_id: string
-        result: 'accepted' | 'rejected' | 'error' | 'unsupported'
+        result: 'accepted' | 'rejected' | 'error' | 'unsupported' | 'expired'
         detail?: string
         ts: string
       }
