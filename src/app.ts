@@ -16,6 +16,7 @@ import { statsPlugin } from './modules/stats/index.ts'
 import { createTelemetryModule } from './modules/telemetry/index.ts'
 import { dbPlugin } from './platform/db/index.ts'
 import { installErrorHandler } from './platform/errors.ts'
+import { limitJsonDepth } from './platform/json-depth.ts'
 import { mqttPlugin } from './platform/mqtt/index.ts'
 import { registerOpenApi } from './platform/openapi.ts'
 import { readinessPlugin } from './platform/readiness.ts'
@@ -31,6 +32,7 @@ export interface AppOptions {
 export const app = fp<AppOptions>(
   async (fastify, { config, inMemoryDb }) => {
     installErrorHandler(fastify)
+    limitJsonDepth(fastify)
     await registerOpenApi(fastify, VERSION)
     await fastify.register(metricsPlugin.default, {
       endpoint: '/metrics',

@@ -17,12 +17,52 @@ export const redactPaths = [
   'config.DATABASE_URL',
 ]
 
+/** Query parameters whose values are never logged (a token sent where it does not belong, too). */
+const SECRET_PARAM = /^(token|access_token|api_key|apikey|key|secret|password|sig|auth|authorization)$/i
+
+/** The URL with the values of secret-looking query parameters replaced (issue 16 row 8). */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const name = eq < 0 ? pair : pair.slice(0, eq)
+      let decoded = name
+      try {
+        decoded = decodeURIComponent(name)
+      } catch {}
+      return eq >= 0 && SECRET_PARAM.test(decoded) ? `${name}=[redacted]` : pair
+    })
+  return `${url.slice(0, q)}?${params.join('&')}`
+}
+
+interface LoggedRequest {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}
+
 /** pino options: JSON lines, secrets redacted, a request id on every request log. */
 export function loggerOptions(level: string): FastifyServerOptions['logger'] {
   return {
     level,
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service: 'iot-meter' },
+    serializers: {
+      // Fastify's own fields, with the URL's secret query parameters redacted.
+      req: (req: LoggedRequest) => ({
+        method: req.method,
+        url: req.url === undefined ? undefined : redactUrl(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
   }
 }
 
