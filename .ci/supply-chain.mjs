@@ -21,7 +21,8 @@ for (const [path, entry] of Object.entries(lock.packages ?? {})) {
   const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length)
   if (!entry.integrity?.startsWith('sha512-')) problems.push(`${path}: no sha512 integrity`)
   // npm leaves `resolved` out for the default registry; any other source is named and refused.
-  if (entry.resolved && !entry.resolved.startsWith(REGISTRY)) problems.push(`${path}: resolved outside ${REGISTRY}: ${entry.resolved}`)
+  if (entry.resolved && !entry.resolved.startsWith(REGISTRY))
+    problems.push(`${path}: resolved outside ${REGISTRY}: ${entry.resolved}`)
   if (entry.hasInstallScript) {
     if (name in INSTALL_SCRIPTS_ALLOWED) scripted.push(name)
     else problems.push(`${path}: has an install script and is not in INSTALL_SCRIPTS_ALLOWED`)
@@ -34,5 +35,7 @@ if (process.argv.includes('--allowed')) {
   process.exit(1)
 } else {
   const n = Object.keys(lock.packages).length - 1
-  console.log(`supply chain: ${n} locked packages, all sha512 from ${REGISTRY}; install scripts: ${scripted.join(', ') || 'none'}`)
+  console.log(
+    `supply chain: ${n} locked packages, all sha512 from ${REGISTRY}; install scripts: ${scripted.join(', ') || 'none'}`,
+  )
 }

@@ -56,3 +56,18 @@ test('row 8: a token sent in the query string is not written to the request log'
     await app.close()
   }
 })
+
+test('row 6: a burst of 50 calls to the open /readyz runs its checks (one database query) once', async () => {
+  const t = await build()
+  try {
+    let runs = 0
+    t.app.readiness.add('counted', () => {
+      runs++
+    })
+    const answers = await Promise.all(Array.from({ length: 50 }, () => t.app.inject({ url: '/readyz' })))
+    assert.ok(answers.every((a) => a.statusCode === 200))
+    assert.equal(runs, 1)
+  } finally {
+    await t.close()
+  }
+})
