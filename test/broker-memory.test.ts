@@ -129,7 +129,7 @@ describe('retained messages', { skip: embeddedOnly }, () => {
   let device: MqttClient
   const id = uniqueName('ret')
   before(async () => {
-    t = await build({ MQTT_DEVICE_AUTH: 'token', INGEST_MAX_BYTES: String(2 * MB) })
+    t = await build({ MQTT_DEVICE_AUTH: 'token' })
     await registerDevice(t, id)
     const secret = (
       await t.app.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
@@ -147,9 +147,9 @@ describe('retained messages', { skip: embeddedOnly }, () => {
     await t.close()
   })
 
-  test('only a small status is retained; 1 MB on five topics is delivered, not kept', async (ctx) => {
+  test('only a small status is retained; 0.5 MB on five topics is delivered, not kept', async (ctx) => {
     const before = rssMb()
-    const big = Buffer.alloc(MB, 0x20)
+    const big = Buffer.alloc(MB / 2, 0x20)
     for (const suffix of ['telemetry', 'hello', 'command/ack', 'ota/status', 'status'])
       await device.publishAsync(`iot/${id}/${suffix}`, big, { qos: 1, retain: true })
     await device.publishAsync(`iot/${id}/status`, JSON.stringify({ status: 'online' }), {
@@ -157,7 +157,7 @@ describe('retained messages', { skip: embeddedOnly }, () => {
       retain: true,
     })
     const grew = rssMb() - before
-    ctx.diagnostic(`5 × 1 MB retained publishes: RSS ${before} → ${before + grew} MB (+${grew}) after GC`)
+    ctx.diagnostic(`5 × 0.5 MB retained publishes: RSS ${before} → ${before + grew} MB (+${grew}) after GC`)
     // What the broker keeps (a QoS 1 PUBACK leaves before aedes stores the retained copy: poll).
     const broker = t.app.embeddedBroker
     assert.ok(broker)
@@ -170,9 +170,9 @@ describe('retained messages', { skip: embeddedOnly }, () => {
     })
     assert.deepEqual(stored, [`iot/${id}/status:${JSON.stringify({ status: 'online' }).length}`])
 
-    // Authenticated, a device still may not announce more than INGEST_MAX_BYTES + 4 KB.
+    // Authenticated, a device still may not announce more than max(16 × INGEST_MAX_BYTES, 1 MB) + 4 KB.
     const gone = new Promise<void>((resolve) => device.once('close', () => resolve()))
-    device.publish(`iot/${id}/telemetry`, Buffer.alloc(3 * MB, 0x20), { qos: 0 })
+    device.publish(`iot/${id}/telemetry`, Buffer.alloc(2 * MB, 0x20), { qos: 0 })
     await gone
     assert.ok((await metricValue(t, 'mqtt_connections_closed_total', 'reason="packet_too_large"')) >= 1)
   })

@@ -116,8 +116,9 @@ export const mqttPlugin = fp<MqttPluginOptions>(
       const guard = new PreAuthGuard(
         {
           preAuthBytes: PRE_AUTH_MAX_BYTES,
-          // Larger payloads are rejected by the ingest anyway; the rest is topic and header.
-          maxPacketBytes: config.INGEST_MAX_BYTES + 4096,
+          // Up to this, an oversized payload is still taken and rejected by the ingest (counted, the
+          // connection stays); beyond, the connection is closed before the bytes are buffered.
+          maxPacketBytes: Math.max(16 * config.INGEST_MAX_BYTES, 1024 * 1024) + 4096,
           perAddress: config.MQTT_UNAUTH_PER_ADDRESS,
         },
         (reason) => guarded?.inc({ reason }),
