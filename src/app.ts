@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import metricsPlugin from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import type { Config } from './config.ts'
@@ -17,6 +18,7 @@ import { statsPlugin } from './modules/stats/index.ts'
 import { createTelemetryModule } from './modules/telemetry/index.ts'
 import { dbPlugin } from './platform/db/index.ts'
 import { installErrorHandler } from './platform/errors.ts'
+import { limitJsonDepth } from './platform/json-depth.ts'
 import { meterBroker, mqttPlugin } from './platform/mqtt/index.ts'
 import { registerOpenApi } from './platform/openapi.ts'
 import { readinessPlugin } from './platform/readiness.ts'
@@ -32,6 +34,7 @@ export interface AppOptions {
 export const app = fp<AppOptions>(
   async (fastify, { config, inMemoryDb }) => {
     installErrorHandler(fastify)
+    limitJsonDepth(fastify)
     await registerOpenApi(fastify, VERSION, config.AUTH_DISABLED ? undefined : securityOf(config))
     await fastify.register(metricsPlugin.default, {
       endpoint: '/metrics',
@@ -96,6 +99,7 @@ export const app = fp<AppOptions>(
         metrics: fastify.metrics.client.register,
         devices: devices.service,
         keyFor: async (deviceId) => (await commands.service.commandKey(deviceId)).command_key,
+        stateDir: join(config.DATA_DIR, 'simulator'),
         // Embedded broker with token auth: each simulated meter gets a fresh secret at start.
         secretFor:
           fastify.embeddedBroker && config.MQTT_DEVICE_AUTH === 'token'

@@ -151,6 +151,19 @@ export const ConfigSchema = Type.Object({
     default: 60_000,
     description: 'window of MQTT_AUTH_FAIL_MAX, counted from the first failure',
   }),
+  MQTT_CONNECT_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 120_000,
+    default: 5000,
+    description: 'embedded broker: a connection whose CONNECT has not arrived by then is closed',
+  }),
+  MQTT_UNAUTH_PER_ADDRESS: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 64,
+    description:
+      'embedded broker: connections not yet authenticated at once per remote address (IPv6: per /64); more are closed at accept; devices behind one NAT share it; 0 = no limit',
+  }),
   MQTT_TLS_PORT: Type.Optional(
     Type.Integer({
       description:
@@ -440,7 +453,7 @@ export const ConfigSchema = Type.Object({
   }),
   SIMULATOR_ID_PREFIX: Type.String({
     description: 'prefix of the simulated device ids (<prefix>-dc-0001)',
-    pattern: '^[A-Za-z0-9_.-]{1,40}$',
+    pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,39}$',
     default: 'sim',
   }),
 })

@@ -192,7 +192,16 @@ describe('commands', () => {
       assert.equal(body.cmd, 'update_config')
 
       const envelope = await meter.next()
-      assert.deepEqual(Object.keys(envelope).sort(), ['cmd', 'cmd_id', 'params', 'sig', 'ts', 'v'])
+      assert.deepEqual(Object.keys(envelope).sort(), [
+        'cmd',
+        'cmd_id',
+        'device_id',
+        'exp',
+        'params',
+        'sig',
+        'ts',
+        'v',
+      ])
       assert.equal(envelope.v, 2)
       assert.equal(envelope.cmd_id, body.cmd_id)
       assert.equal(envelope.cmd, 'update_config')
@@ -208,8 +217,14 @@ describe('commands', () => {
 
       // The signature, computed here from the definition: HMAC-SHA256 over sorted, compact JSON.
       const canonical =
-        `{"cmd":"update_config","cmd_id":"${body.cmd_id}","params":{"brokers":[{"host":"broker-a.example.com",` +
+        `{"cmd":"update_config","cmd_id":"${body.cmd_id}","device_id":"${deviceId}","exp":"${envelope.exp}",` +
+        `"params":{"brokers":[{"host":"broker-a.example.com",` +
         `"port":8883}],"send_interval_s":20},"ts":"${envelope.ts}","v":2}`
+      // The expiry is COMMAND_ACK_TIMEOUT_S after the signing time (issue 16 row 4).
+      assert.equal(
+        Date.parse(String(envelope.exp)) - Date.parse(String(envelope.ts)),
+        t.config.COMMAND_ACK_TIMEOUT_S * 1000,
+      )
       assert.equal(
         envelope.sig,
         createHmac('sha256', Buffer.from(key, 'hex')).update(canonical).digest('hex'),
@@ -219,6 +234,9 @@ describe('commands', () => {
         { ...envelope, params: { ...params, send_interval_s: 1 } },
         { ...envelope, cmd: 'factory_reset' },
         { ...envelope, cmd_id: randomUUID() },
+        { ...envelope, device_id: 'another-meter' },
+        { ...envelope, exp: new Date(Date.now() + 86_400_000).toISOString() },
+        { ...envelope, ts: new Date().toISOString() },
         {
           ...envelope,
           sig: `${String(envelope.sig).slice(0, 63)}${String(envelope.sig).endsWith('0') ? '1' : '0'}`,
@@ -250,8 +268,10 @@ describe('commands', () => {
     const key = 'ab'.repeat(32)
     const unsigned = {
       v: 2 as const,
+      device_id: 'meter-1',
       cmd_id: randomUUID(),
       ts: new Date().toISOString(),
+      exp: new Date(Date.now() + 300_000).toISOString(),
       cmd: 'reboot',
       params: {},
     }

@@ -252,8 +252,10 @@ describe('command signature (device side)', () => {
   const key = 'a1'.repeat(32)
   const envelope = {
     v: 2,
+    device_id: 'meter-1',
     cmd_id: '6f1c1c1e-0000-4000-8000-000000000001',
     ts: '2026-01-01T00:00:00.000Z',
+    exp: '2026-01-01T00:05:00.000Z',
     cmd: 'update_config',
     params: { send_interval_s: 5, brokers: [{ port: 1883, host: 'b' }] },
   }

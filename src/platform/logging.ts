@@ -18,6 +18,36 @@ export const redactPaths = [
   'config.DATABASE_URL',
 ]
 
+/** Query parameters whose values are never logged (a token sent where it does not belong, too). */
+const SECRET_PARAM = /^(token|access_token|api_key|apikey|key|secret|password|sig|auth|authorization)$/i
+
+/** The URL with the values of secret-looking query parameters replaced (issue 16 row 8). */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const name = eq < 0 ? pair : pair.slice(0, eq)
+      let decoded = name
+      try {
+        decoded = decodeURIComponent(name)
+      } catch {}
+      return eq >= 0 && SECRET_PARAM.test(decoded) ? `${name}=[redacted]` : pair
+    })
+  return `${url.slice(0, q)}?${params.join('&')}`
+}
+
+interface LoggedRequest {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}
+
 export type LogFormat = 'pretty' | 'json'
 
 /** LOG_FORMAT, or pretty when stdout is a terminal (a person reads it) and JSON otherwise (a collector does). */
@@ -32,6 +62,16 @@ export function loggerOptions(level: string, format: LogFormat = 'json'): Fastif
     level,
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service: 'iot-meter' },
+    serializers: {
+      // Fastify's own fields, with the URL's secret query parameters redacted.
+      req: (req: LoggedRequest) => ({
+        method: req.method,
+        url: req.url === undefined ? undefined : redactUrl(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
     ...(format === 'pretty' ? { stream: prettyStream() } : {}),
   }
 }

@@ -5,9 +5,21 @@ export type ReadinessCheck = () => Promise<void> | void
 /** Named checks /readyz runs; each platform piece and module registers what it depends on. */
 export class Readiness {
   private readonly checks = new Map<string, ReadinessCheck>()
+  private last: { at: number; result: Promise<{ ok: boolean; checks: Record<string, string> }> } | undefined
+
+  /**
+   * `run` shared by callers within `maxAgeMs` (issue 16 row 6): /readyz is open, and a flood of
+   * calls costs one round of checks (one database query) per interval, not one per call.
+   */
+  cached(maxAgeMs = 500): Promise<{ ok: boolean; checks: Record<string, string> }> {
+    const now = performance.now()
+    if (!this.last || now - this.last.at > maxAgeMs) this.last = { at: now, result: this.run() }
+    return this.last.result
+  }
 
   add(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check)
+    this.last = undefined
   }
 
   /** Runs every check with a deadline; returns ok plus one line per check. */

@@ -98,10 +98,13 @@ export async function sendCommand(
   params: Record<string, unknown> = {},
   options: { key?: string; tamper?: (e: Record<string, unknown>) => void; cmdId?: string } = {},
 ): Promise<Record<string, unknown>> {
+  const now = Date.now()
   const envelope: Record<string, unknown> = {
     v: 2,
+    device_id: deviceId,
     cmd_id: options.cmdId ?? randomUUID(),
-    ts: new Date().toISOString(),
+    ts: new Date(now).toISOString(),
+    exp: new Date(now + 300_000).toISOString(),
     cmd,
     params,
   }

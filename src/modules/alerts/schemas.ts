@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox'
+import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
 import { IsoTime, Nullable } from '../../platform/schemas.ts'
 
 export const Severity = Type.Union(
@@ -38,7 +39,7 @@ const BoolString = Type.Boolean({ description: 'true or false' })
 export const DeviceAlertsQuery = Type.Object({ acknowledged: Type.Optional(BoolString) })
 
 export const AlertListQuery = Type.Object({
-  device_id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+  device_id: Type.Optional(Type.String({ pattern: DEVICE_ID_PATTERN })),
   alert_type: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
   severity: Type.Optional(Severity),
   acknowledged: Type.Optional(BoolString),

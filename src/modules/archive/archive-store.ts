@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { isDeviceId } from '../../platform/device-id.ts'
 
 export interface ArchiveObject {
   key: string
@@ -37,4 +38,27 @@ export const timePart = (key: string) => key.split('/').slice(2).join('/')
 export function lastExpiredDay(cutoff: Date): string {
   const day = new Date(Math.floor(cutoff.getTime() / 86_400_000) * 86_400_000 - 86_400_000)
   return day.toISOString().slice(0, 10).replace(/-/g, '/')
+}
+
+/** A key no adapter may write or read: it could leave the archive's root or name another device's objects. */
+export class InvalidArchiveKey extends Error {
+  constructor(key: string) {
+    super(`invalid archive key ${JSON.stringify(key.slice(0, 100))}`)
+    this.name = 'InvalidArchiveKey'
+  }
+}
+
+const SEGMENT = /^[A-Za-z0-9_.-]+$/
+
+/**
+ * Throws InvalidArchiveKey unless the key is `{device_id}/…` with a device id of the one grammar
+ * and every further segment a plain name (never empty, `.` or `..`): the same check on files and S3.
+ */
+export function checkArchiveKey(key: string): void {
+  const [device, ...rest] = key.split('/')
+  const ok =
+    device !== undefined &&
+    isDeviceId(device) &&
+    rest.every((s) => SEGMENT.test(s) && s !== '.' && s !== '..')
+  if (!ok) throw new InvalidArchiveKey(key)
 }

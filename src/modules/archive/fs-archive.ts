@@ -2,7 +2,7 @@ import { close, createReadStream, open, rename, write } from 'node:fs'
 import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
-import { lastExpiredDay, timePart } from './archive-store.ts'
+import { checkArchiveKey, lastExpiredDay, timePart } from './archive-store.ts'
 
 const MAX_KNOWN_DIRS = 100_000
 
@@ -16,7 +16,7 @@ export class FsArchiveStore implements ArchiveStore {
   constructor(private readonly root: string) {}
 
   private path(key: string): string {
-    if (key.includes('..') || key.startsWith('/')) throw new Error('invalid archive key')
+    checkArchiveKey(key)
     return join(this.root, ...key.split('/'))
   }
 

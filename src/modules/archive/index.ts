@@ -5,7 +5,13 @@ import { archiveRoot, FsArchiveStore } from './fs-archive.ts'
 import { archiveRoutes } from './routes.ts'
 import { createS3ArchiveStore, type S3Config } from './s3-archive.ts'
 
-export { type ArchiveObject, type ArchiveStore, CATEGORIES, type Category } from './archive-store.ts'
+export {
+  type ArchiveObject,
+  type ArchiveStore,
+  CATEGORIES,
+  type Category,
+  InvalidArchiveKey,
+} from './archive-store.ts'
 export { FsArchiveStore } from './fs-archive.ts'
 export { createS3Client, S3ArchiveStore } from './s3-archive.ts'
 

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { type Config, ConfigError } from '../../config.ts'
 import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
-import { CATEGORIES, lastExpiredDay, timePart } from './archive-store.ts'
+import { CATEGORIES, checkArchiveKey, lastExpiredDay, timePart } from './archive-store.ts'
 import { type KeyPage, type ListPage, newestInCategory, readAll } from './s3-listing.ts'
 
 export type S3Config = Pick<
@@ -216,9 +216,7 @@ export class S3ArchiveStore implements ArchiveStore {
   }
 }
 
-function checkKey(key: string): void {
-  if (key.includes('..') || key.startsWith('/') || key.length === 0) throw new Error('invalid archive key')
-}
+const checkKey = checkArchiveKey
 
 /** The S3 adapter of the configuration (S3_BUCKET set). */
 export function createS3ArchiveStore(config: S3Config, bucket: string): S3ArchiveStore {

@@ -30,6 +30,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/alerts': 'viewer',
   'GET /api/commands/:cmd_id': 'viewer',
   'GET /api/stats': 'viewer',
+  'GET /api/ingest/quarantine': 'viewer',
   'GET /api/session': 'viewer',
   'GET /api/retention': 'viewer',
 

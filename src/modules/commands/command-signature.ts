@@ -4,8 +4,12 @@ import { canonicalJson } from './canonical-json.ts'
 /** What the server publishes on `iot/{device_id}/command` (PROTOCOL.md, commands). */
 export interface CommandEnvelope {
   v: 2
+  /** The device it is for: a copy published to another device's topic fails its check. */
+  device_id: string
   cmd_id: string
+  /** When it was signed, and after when the device must not execute it (COMMAND_ACK_TIMEOUT_S later). */
   ts: string
+  exp: string
   cmd: string
   params: Record<string, unknown>
   /** HMAC-SHA256, lower-case hex, over the canonical JSON of every other field. */

@@ -38,7 +38,14 @@ const PUBLISH_WAIT_MS = 5000
  */
 export function createCommandsModule({ db, mqtt, devices, alerts, config, log }: CommandsModuleOptions) {
   const keys = new CommandKeys(db, devices)
-  const outbox = new CommandOutbox({ db, mqtt, keys, log, publishWaitMs: PUBLISH_WAIT_MS })
+  const outbox = new CommandOutbox({
+    db,
+    mqtt,
+    keys,
+    log,
+    publishWaitMs: PUBLISH_WAIT_MS,
+    validForMs: config.COMMAND_ACK_TIMEOUT_S * 1000,
+  })
   const service = new CommandsService({ db, devices, alerts, config, log }, keys, outbox)
   devices.onRegistered(async (device) => {
     // A failure here must not fail the registration: the key is then created on first use.

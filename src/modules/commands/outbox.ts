@@ -21,6 +21,8 @@ export interface OutboxOptions {
   log: FastifyBaseLogger
   /** How long a caller waits for a broker's acknowledgement before answering "stored, sent later". */
   publishWaitMs: number
+  /** From signing to the envelope's `exp` (COMMAND_ACK_TIMEOUT_S). */
+  validForMs: number
 }
 
 const BATCH = 100
@@ -67,11 +69,15 @@ export class CommandOutbox {
     try {
       if (recheck && (await repo.findCommand(db, command.cmd_id))?.status !== 'pending') return true
       const key = await keys.keyFor(command.device_pk)
+      const now = Date.now()
       const envelope = buildEnvelope(
         {
           v: 2,
+          device_id: command.device_id,
           cmd_id: command.cmd_id,
-          ts: new Date().toISOString(),
+          ts: new Date(now).toISOString(),
+          // Signed: a captured command cannot be replayed after this (nor to another device).
+          exp: new Date(now + this.options.validForMs).toISOString(),
           cmd: command.cmd,
           params: command.params,
         },

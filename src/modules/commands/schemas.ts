@@ -9,11 +9,12 @@ export const COMMAND_STATUSES = [
   'rejected',
   'error',
   'unsupported',
+  'expired',
   'timeout',
 ] as const
 export type CommandStatus = (typeof COMMAND_STATUSES)[number]
 
-export const ACK_RESULTS = ['accepted', 'rejected', 'error', 'unsupported'] as const
+export const ACK_RESULTS = ['accepted', 'rejected', 'error', 'unsupported', 'expired'] as const
 export type AckResult = (typeof ACK_RESULTS)[number]
 
 export const OTA_STATES = ['downloading', 'verifying', 'applying', 'success', 'failed'] as const
@@ -21,7 +22,8 @@ export type OtaState = (typeof OTA_STATES)[number]
 
 const CommandNameSchema = Type.Enum([...COMMAND_NAMES], { description: COMMAND_NAMES.join(', ') })
 const StatusSchema = Type.Enum([...COMMAND_STATUSES], {
-  description: 'pending → sent → accepted | rejected | error | unsupported, or timeout',
+  description:
+    'pending → sent → accepted | rejected | error | unsupported | expired (reached the device after its exp), or timeout',
 })
 
 export const CmdIdParams = Type.Object({ cmd_id: Type.String({ format: 'uuid' }) })

@@ -16,20 +16,21 @@ export interface DeviceActivity {
  */
 export async function applyActivity(db: Kysely<Database>, updates: DeviceActivity[]) {
   if (updates.length === 0) return []
-  const values = sql.join(
-    updates.map(
-      (u) =>
-        sql`(${u.devicePk}::int, ${u.lastSeen.toISOString()}::timestamptz, ${u.fwVersion ?? null}::text, ${u.connection ?? null}::text)`,
-    ),
-  )
+  // Array parameters, whatever the number of devices (PostgreSQL's 65,535 bind-parameter limit).
+  const pks = updates.map((u) => u.devicePk)
   const { rows } = await sql<{ id: number; device_id: string; before: string; after: string }>`
     update devices d set
       last_seen = greatest(d.last_seen, v.last_seen),
       fw_version = coalesce(v.fw, d.fw_version),
       connection_status = coalesce(v.conn, d.connection_status),
       updated_at = now()
-    from (values ${values}) as v(pk, last_seen, fw, conn),
-      (select id, connection_status as before from devices where id in (${sql.join(updates.map((u) => u.devicePk))})) o
+    from unnest(
+        ${pks}::int[],
+        ${updates.map((u) => u.lastSeen.toISOString())}::timestamptz[],
+        ${updates.map((u) => u.fwVersion ?? null)}::text[],
+        ${updates.map((u) => u.connection ?? null)}::text[]
+      ) as v(pk, last_seen, fw, conn),
+      (select id, connection_status as before from devices where id = any(${pks}::int[])) o
     where d.id = v.pk and o.id = d.id
     returning d.id, d.device_id, o.before, d.connection_status as after`.execute(db)
   return rows

@@ -11,6 +11,7 @@ import {
   DeviceStatus,
   DeviceStatusUpdate,
   DeviceUpdate,
+  LegacyDeviceParams,
 } from './schemas.ts'
 import type { DevicesService } from './service.ts'
 
@@ -87,7 +88,9 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }
       schema: {
         tags,
         summary: 'Delete a device with its alerts, commands, configuration history and dedup state',
-        params: DeviceParams,
+        description:
+          'Also accepts an id registered under the older grammar (e.g. `..`), so that it can be removed.',
+        params: LegacyDeviceParams,
         response: { 200: MessageBody, ...errors(400, 404) },
       },
     },

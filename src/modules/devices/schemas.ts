@@ -1,15 +1,22 @@
 import { type Static, Type } from 'typebox'
+import {
+  DEVICE_ID_DESCRIPTION,
+  DEVICE_ID_PATTERN,
+  LEGACY_DEVICE_ID_PATTERN,
+} from '../../platform/device-id.ts'
 import { IsoTime, Nullable } from '../../platform/schemas.ts'
-
-export const DEVICE_ID_PATTERN = '^[A-Za-z0-9_.-]{1,64}$'
 
 export const DeviceId = Type.String({
   pattern: DEVICE_ID_PATTERN,
   minLength: 1,
   maxLength: 64,
-  description: 'letters, digits, "_", "." and "-"; at most 64 characters',
+  description: DEVICE_ID_DESCRIPTION,
 })
 export const DeviceParams = Type.Object({ device_id: DeviceId })
+/** Only for deleting a device registered under the older, looser grammar (e.g. `..`). */
+export const LegacyDeviceParams = Type.Object({
+  device_id: Type.String({ pattern: LEGACY_DEVICE_ID_PATTERN, minLength: 1, maxLength: 64 }),
+})
 
 export const ConnectionStatus = Type.Union([
   Type.Literal('online'),

@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
 import { AppError, conflict, notFound } from '../../platform/errors.ts'
 import { toIso } from '../../platform/schemas.ts'
 import { applyActivity, type DeviceActivity, markSilentOffline } from './activity.ts'
@@ -42,6 +43,21 @@ export class DevicesService {
 
   async list(query: DeviceListQuery): Promise<Device[]> {
     return (await repo.listDevices(this.db, query)).map(toDevice)
+  }
+
+  /**
+   * Registered ids that break the device-id grammar (registered before it was enforced, e.g. `..`):
+   * none can connect or be ingested any more; they are reported at start so they get deleted.
+   */
+  async invalidIds(): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('devices')
+      .select('device_id')
+      .where(sql<boolean>`device_id !~ ${DEVICE_ID_PATTERN}`)
+      .orderBy('device_id')
+      .limit(1000)
+      .execute()
+    return rows.map((r) => r.device_id)
   }
 
   /** The device, or undefined when it is not registered. */
@@ -129,7 +145,7 @@ export class DevicesService {
     const rows = await this.db
       .selectFrom('devices')
       .select(['id', 'device_id', 'config'])
-      .where('device_id', 'in', deviceIds)
+      .where(sql<boolean>`device_id = any(${deviceIds}::text[])`)
       .execute()
     for (const r of rows) found.set(r.device_id, { pk: Number(r.id), config: r.config ?? {} })
     return found
@@ -142,7 +158,7 @@ export class DevicesService {
     const rows = await this.db
       .selectFrom('devices')
       .select(['id', 'config'])
-      .where('id', 'in', devicePks)
+      .where(sql<boolean>`id = any(${devicePks}::int[])`)
       .execute()
     for (const r of rows) found.set(Number(r.id), r.config ?? {})
     return found

@@ -49,7 +49,7 @@ export const healthPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (_request, reply) => {
-      const { ok, checks } = await app.readiness.run()
+      const { ok, checks } = await app.readiness.cached()
       if (ok) return { status: 'ready' as const, service: 'iot-meter', checks }
       return reply.status(503).send({ status: 'not ready' as const, service: 'iot-meter', checks })
     },

@@ -1,4 +1,4 @@
-import type { ArchiveStore } from '../archive/index.ts'
+import { type ArchiveStore, InvalidArchiveKey } from '../archive/index.ts'
 import type { Category } from './parse-message.ts'
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0')
@@ -63,6 +63,8 @@ export class ArchiveBuffer {
   constructor(
     private readonly store: ArchiveStore,
     private readonly runId: string,
+    /** Lines dropped because their key is invalid (the device-id grammar keeps them out first). */
+    private readonly onInvalidKey?: (deviceId: string, lines: number, error: Error) => void,
   ) {}
 
   add(deviceId: string, category: Category, line: Buffer[], receivedAt: number): void {
@@ -113,7 +115,13 @@ export class ArchiveBuffer {
             groups.slice(i, i + concurrency).map(async (g) => {
               if (g.lines.length === 0) return
               const key = archiveKey(g.deviceId, g.category, g.firstAt, this.runId, this.counter++)
-              await this.store.put(key, joinLines(g.lines))
+              try {
+                await this.store.put(key, joinLines(g.lines))
+              } catch (error) {
+                // A key no store will ever take must not fail every checkpoint (issue 16 row 2).
+                if (!(error instanceof InvalidArchiveKey)) throw error
+                this.onInvalidKey?.(g.deviceId, g.lines.length, error)
+              }
               // Written: a retry after a failure elsewhere must not write it again.
               g.lines = []
             }),

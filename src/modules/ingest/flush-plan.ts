@@ -76,6 +76,8 @@ export interface PlanContext {
   deviceIdOf: (pk: number) => string | undefined
   /** Keeps the parts of expired holes that are still gaps across replicas (see gap-claims.ts). */
   confirmGaps?: (pk: number, ranges: MissingRange[]) => Promise<MissingRange[]>
+  /** A device's gap check failed (retried with the next batch). */
+  onError?: (error: unknown, deviceId: string | undefined) => void
 }
 
 /** Parses, resolves and deduplicates a batch, and gathers what must be stored. */
@@ -150,15 +152,27 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     take(plan, message, record, pk)
   }
 
+  // The windows above have taken this batch's seqs: from here on nothing may throw (a retry would
+  // plan again and find the batch's messages "duplicates"). A device whose gap check fails keeps
+  // its expired holes for the next batch.
   for (const pk of new Set([...plan.touched, ...ctx.holes])) {
-    const window = windows.get(pk) ?? (await ctx.windowsOf([pk])).get(pk)
-    if (!window) continue
-    plan.windows.set(pk, window)
-    const deviceId = ctx.deviceIdOf(pk)
-    const expired = window.takeExpired(ctx.now, ctx.graceMs)
-    if (!deviceId || expired.length === 0) continue
-    const gaps = ctx.confirmGaps ? await ctx.confirmGaps(pk, expired) : expired
-    for (const range of gaps) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
+    try {
+      const window = windows.get(pk) ?? (await ctx.windowsOf([pk])).get(pk)
+      if (!window) continue
+      plan.windows.set(pk, window)
+      const deviceId = ctx.deviceIdOf(pk)
+      const expired = window.takeExpired(ctx.now, ctx.graceMs)
+      if (!deviceId || expired.length === 0) continue
+      try {
+        const gaps = ctx.confirmGaps ? await ctx.confirmGaps(pk, expired) : expired
+        for (const range of gaps) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
+      } catch (error) {
+        window.missing.unshift(...expired)
+        ctx.onError?.(error, deviceId)
+      }
+    } catch (error) {
+      ctx.onError?.(error, ctx.deviceIdOf(pk))
+    }
   }
   return plan
 }

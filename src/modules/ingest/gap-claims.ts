@@ -43,6 +43,10 @@ export async function confirmGaps(
   if (ranges.length === 0) return ranges
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${LOCK_SPACE}::int, ${pk}::int)`.execute(trx)
+    // Deleted meanwhile (its hole expired after the delete): nothing to declare, and no row to write
+    // that would fail on the foreign key (issue 16 row 10).
+    const device = await sql`select 1 from devices where id = ${pk}::int`.execute(trx)
+    if (device.rows.length === 0) return []
     const row = await sql<{ declared: Claim[] | null }>`
       select state->'declared' as declared from device_seq_tracking where device_pk = ${pk}::int`.execute(trx)
     const claims = Array.isArray(row.rows[0]?.declared) ? (row.rows[0]?.declared as Claim[]) : []

@@ -14,6 +14,7 @@ import { Journal } from './journal.ts'
 import { LivenessSweeper } from './liveness.ts'
 import { IngestPipeline } from './pipeline.ts'
 import { type CommandSink, PlanEffects } from './plan-effects.ts'
+import { quarantineRoutes } from './quarantine-routes.ts'
 
 export { INGEST_TOPICS } from './intake.ts'
 export { Journal } from './journal.ts'
@@ -80,6 +81,7 @@ export function createIngestModule(o: IngestModuleOptions) {
       },
     })
     pipelineRef = pipeline
+    await app.register(quarantineRoutes, { db: o.db })
     o.devices.onRegistered(async (device) => pipeline.forget(device.id))
 
     const sweeper = new LivenessSweeper(o.devices, o.alerts, app.log, async () => {

@@ -62,6 +62,11 @@ export function createIngestMetrics(client: Client, registry: Client['register']
       help: 'Failed attempts to store a batch (retried)',
       registers,
     }),
+    quarantined: new client.Counter({
+      name: 'ingest_quarantined_total',
+      help: 'Messages kept in ingest_quarantine: their device failed to store while others stored',
+      registers,
+    }),
     inflight: new client.Gauge({
       name: 'ingest_inflight',
       help: 'Messages acknowledged to the broker and journaled, not yet stored',

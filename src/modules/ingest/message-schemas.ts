@@ -1,8 +1,9 @@
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
 
 /** Wire schemas of device → server messages (PROTOCOL.md v2), compiled once. */
-const DeviceIdField = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })
+const DeviceIdField = Type.String({ pattern: DEVICE_ID_PATTERN })
 const TimeField = Type.String({ minLength: 20, maxLength: 35 })
 /** Text that is stored in PostgreSQL, which cannot hold a NUL character (U+0000). */
 const FreeText = (maxLength: number) => Type.String({ maxLength, pattern: '^[^\\u0000]*$' })
@@ -56,7 +57,7 @@ export const CommandAck = Type.Object({
   ...Envelope,
   msg_type: Type.Literal('command_ack'),
   cmd_id: Uuid,
-  result: Type.Union(['accepted', 'rejected', 'error', 'unsupported'].map((r) => Type.Literal(r))),
+  result: Type.Union(['accepted', 'rejected', 'error', 'unsupported', 'expired'].map((r) => Type.Literal(r))),
   detail: Type.Optional(FreeText(2000)),
 })
 

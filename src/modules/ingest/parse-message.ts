@@ -1,3 +1,4 @@
+import { DEVICE_ID_BODY } from '../../platform/device-id.ts'
 import { toBaseUnit } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
 import { MAX_MEASUREMENTS, validators } from './message-schemas.ts'
@@ -23,7 +24,7 @@ export type ParsedMessage =
       category: 'command_ack'
       ack: {
         cmd_id: string
-        result: 'accepted' | 'rejected' | 'error' | 'unsupported'
+        result: 'accepted' | 'rejected' | 'error' | 'unsupported' | 'expired'
         detail?: string
         ts: string
       }
@@ -62,7 +63,7 @@ export class Rejected {
   ) {}
 }
 
-const TOPIC = /^iot\/([A-Za-z0-9_.-]{1,64})\/(telemetry|hello|status|command\/ack|ota\/status)$/
+const TOPIC = new RegExp(`^iot/(${DEVICE_ID_BODY})/(telemetry|hello|status|command/ack|ota/status)$`)
 const CATEGORY_OF: Record<string, Category> = {
   telemetry: 'telemetry',
   hello: 'hello',

@@ -11,6 +11,8 @@ import type { Journal } from './journal.ts'
 import { Lru } from './lru.ts'
 import { type ParseLimits, parseTopic } from './parse-message.ts'
 import type { PlanEffects } from './plan-effects.ts'
+import { PoisonGuard, SPLIT_AFTER } from './poison.ts'
+import { insertQuarantined } from './quarantine-repository.ts'
 import { RateLimitedLog } from './rate-limited-log.ts'
 import { loadSeqStates, saveSeqStates } from './seq-state-repository.ts'
 import { SeqWindow } from './seq-window.ts'
@@ -94,6 +96,7 @@ export class IngestPipeline {
   private readonly rate: DeviceRateLimiter | undefined
   /** The error of the last failed store attempt, until a batch succeeds again. */
   failure: { error: Error; since: number } | null = null
+  private readonly guard: PoisonGuard
 
   constructor(private readonly o: PipelineOptions) {
     this.windows = new Lru(o.config.DEVICE_CACHE_MAX)
@@ -101,6 +104,23 @@ export class IngestPipeline {
     this.rejectLog = new RateLimitedLog(o.log, 10_000)
     const rateMax = o.config.INGEST_DEVICE_RATE_MAX
     this.rate = rateMax > 0 ? new DeviceRateLimiter(rateMax, o.config.DEVICE_CACHE_MAX) : undefined
+    this.guard = new PoisonGuard({
+      execute: (plan) => o.effects.execute(plan),
+      quarantine: (deviceId, pk, records, error) => this.quarantine(deviceId, pk, records, error),
+      log: o.log,
+    })
+  }
+
+  /** Keeps a poison device's records of a batch in ingest_quarantine: counted, logged, alerted. */
+  private async quarantine(deviceId: string, pk: number | undefined, records: PendingRecord[], error: Error) {
+    const rows = records.map((record) => ({ record, deviceId }))
+    await insertQuarantined(this.o.db, rows, 'store', error.message, this.o.config.MQTT_CLIENT_ID)
+    this.o.metrics.quarantined.inc(records.length)
+    this.o.log.error(
+      { err: error, device_id: deviceId, records: records.length },
+      'ingest: records quarantined',
+    )
+    if (pk !== undefined) await this.o.effects.alertQuarantined(pk, deviceId, records.length, error.message)
   }
 
   /** Replays what an earlier run journaled but did not store, then starts the flush loop. */
@@ -286,11 +306,14 @@ export class IngestPipeline {
   private async storeWithRetry(batch: PendingRecord[]): Promise<boolean> {
     let backoff = 100
     let plan: FlushPlan | undefined
+    /** The same failure again and again: bisect the plan by device (poison isolation). */
+    let same = 0
+    let lastFailure = ''
     for (;;) {
       const started = performance.now()
       try {
         plan ??= await this.plan(batch)
-        const executing = this.o.effects.execute(plan)
+        const executing = this.guard.execute(plan, batch, same >= SPLIT_AFTER)
         // Pipelined: once this batch's statement is on its way (after the microtasks that send
         // it), the next batch is parsed while the database works. Its failure is awaited below.
         executing.catch(() => undefined)
@@ -311,6 +334,9 @@ export class IngestPipeline {
         this.o.metrics.storeErrors.inc()
         this.updateGauges()
         const err = error instanceof Error ? error : new Error(String(error))
+        const signature = `${(error as { code?: string }).code}:${err.message}`
+        same = signature === lastFailure && plan ? same + 1 : 1
+        lastFailure = signature
         this.failure ??= { error: err, since: Date.now() }
         this.o.log.error(
           { err, backoff_ms: backoff, batch: batch.length },
@@ -394,6 +420,8 @@ export class IngestPipeline {
       windowsOf: (pks) => this.windowsOf(pks),
       deviceIdOf: (pk) => this.deviceIds.get(pk),
       confirmGaps: (pk, ranges) => confirmGaps(this.o.db, pk, ranges, this.o.config.MQTT_CLIENT_ID),
+      onError: (err, deviceId) =>
+        this.o.log.warn({ err, device_id: deviceId }, 'gap check failed; retried later'),
     })
   }
 

@@ -48,7 +48,9 @@ export class PlanEffects {
   private activity = new Map<number, Activity>()
 
   constructor(private readonly o: EffectsOptions) {
-    this.archive = new ArchiveBuffer(o.archive, o.runId)
+    this.archive = new ArchiveBuffer(o.archive, o.runId, (deviceId, lines, err) =>
+      o.log.error({ err, device_id: deviceId, lines }, 'archive lines dropped: invalid key'),
+    )
   }
 
   /** Keeps a stored batch's archive lines and registry activity for the next checkpoint. */
@@ -127,6 +129,19 @@ export class PlanEffects {
         this.o.alerts.resolve(f.devicePk, 'sequence_gap', note),
       )
     }
+  }
+
+  /** An alert on the device whose records were quarantined (see poison.ts). */
+  async alertQuarantined(devicePk: number, deviceId: string, records: number, error: string): Promise<void> {
+    await this.attempt('quarantine alert', () =>
+      this.o.alerts.raise({
+        device_pk: devicePk,
+        alert_type: 'ingest_quarantined',
+        severity: 'critical',
+        message: `${deviceId}: ${records} message(s) could not be stored and were quarantined (GET /api/ingest/quarantine)`,
+        details: { records, error: error.slice(0, 500) },
+      }),
+    )
   }
 
   private async attempt(what: string, fn: () => Promise<unknown>): Promise<void> {

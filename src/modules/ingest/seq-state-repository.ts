@@ -12,7 +12,8 @@ export async function loadSeqStates(
   const rows = await db
     .selectFrom('device_seq_tracking')
     .select(['device_pk', 'state'])
-    .where('device_pk', 'in', pks)
+    // One array parameter, not one per device (PostgreSQL's 65,535 bind-parameter limit).
+    .where(sql<boolean>`device_pk = any(${pks}::int[])`)
     .execute()
   for (const r of rows) states.set(Number(r.device_pk), r.state as unknown as SeqWindowState)
   return states
@@ -21,10 +22,10 @@ export async function loadSeqStates(
 /** Saves the windows in one statement (devices deleted meanwhile are skipped). */
 export async function saveSeqStates(db: Kysely<Database>, states: { pk: number; state: SeqWindowState }[]) {
   if (states.length === 0) return
-  const values = sql.join(states.map((s) => sql`(${s.pk}::int, ${JSON.stringify(s.state)}::jsonb)`))
   await sql`
     insert into device_seq_tracking (device_pk, state, updated_at)
-    select v.pk, v.state, now() from (values ${values}) as v(pk, state)
+    select v.pk, v.state, now()
+    from unnest(${states.map((s) => s.pk)}::int[], ${states.map((s) => JSON.stringify(s.state))}::jsonb[]) as v(pk, state)
     where exists (select 1 from devices d where d.id = v.pk)
     on conflict (device_pk) do update
       -- keep the gaps declared by any replica (gap-claims.ts): they are not part of one window

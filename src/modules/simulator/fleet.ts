@@ -23,6 +23,8 @@ export interface FleetOptions {
   /** Registers each meter before it first connects; none = the meters are registered elsewhere. */
   register?: Registrar
   keyFor?: KeyProvider
+  /** Where each meter keeps the cmd_ids it executed (replay protection); none = in memory. */
+  stateDir?: string
   /** Asked once per meter after registration, before it first connects. */
   secretFor?: SecretProvider
   timing?: Partial<MeterTiming>
@@ -107,6 +109,7 @@ export class Fleet {
           rebootEvery_s: config.SIMULATOR_REBOOT_EVERY_S,
           timing,
           keyFor: options.keyFor,
+          stateDir: options.stateDir,
           events,
           log: options.log,
         }),

@@ -32,6 +32,8 @@ export interface SimulatorModuleOptions {
   devices?: Pick<DevicesService, 'find' | 'create'>
   /** The command key of a device; without one, commands are accepted unverified. */
   keyFor?: KeyProvider
+  /** Where each meter keeps the cmd_ids it executed (replay protection); none = in memory. */
+  stateDir?: string
   /** The MQTT password of a device (embedded broker with token auth); none = connect without one. */
   secretFor?: SecretProvider
   /** Tests and load runs: a faster clock, shorter OTA steps and reboot downtime. */
@@ -61,6 +63,7 @@ export function createSimulatorModule(options: SimulatorModuleOptions): {
     metrics: options.metrics ? createSimulatorMetrics(options.metrics) : undefined,
     register: options.devices ? facadeRegistrar(options.devices) : undefined,
     keyFor: options.keyFor,
+    stateDir: options.stateDir,
     secretFor: options.secretFor,
     timing: options.timing,
   })

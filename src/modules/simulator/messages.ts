@@ -9,7 +9,7 @@ export interface Measurement {
   unit?: string
 }
 
-export type CommandResult = 'accepted' | 'rejected' | 'error' | 'unsupported'
+export type CommandResult = 'accepted' | 'rejected' | 'error' | 'unsupported' | 'expired'
 export type OtaState = 'downloading' | 'verifying' | 'applying' | 'success' | 'failed'
 
 /** One message ready for the wire: the same bytes go to every broker. */

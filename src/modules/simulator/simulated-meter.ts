@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerLink } from './broker-link.ts'
@@ -18,6 +19,7 @@ import { MeterPhysics } from './meter-physics.ts'
 import { runOta } from './ota-flow.ts'
 import { Sampler } from './sampler.ts'
 import { mixSeed, SeededRandom } from './seeded-random.ts'
+import { SeenCommands } from './seen-commands.ts'
 import { SequenceCounter } from './sequence.ts'
 
 export interface MeterTiming {
@@ -45,6 +47,8 @@ export interface MeterOptions {
   rebootEvery_s: number
   timing: MeterTiming
   keyFor?: KeyProvider
+  /** Where each meter keeps the cmd_ids it executed (replay protection); none = in memory. */
+  stateDir?: string
   events: MeterEvents
   log: FastifyBaseLogger
 }
@@ -90,7 +94,14 @@ export class SimulatedMeter implements CommandTarget {
     this.physics = new MeterPhysics(identity.system, new SeededRandom(mixSeed(seed, identity.index, 1)))
     this.sampler = new Sampler(this.physics)
     this.faults = new FaultInjector(options.faults, new SeededRandom(mixSeed(seed, identity.index, 2)))
-    this.commands = new CommandProcessor(this, options.keyFor, options.events.command, options.log)
+    const seen = options.stateDir ? join(options.stateDir, 'commands', `${this.deviceId}.json`) : undefined
+    this.commands = new CommandProcessor(
+      this,
+      options.keyFor,
+      options.events.command,
+      options.log,
+      new SeenCommands(seen),
+    )
   }
 
   get identity(): MeterIdentity {

@@ -80,6 +80,18 @@ export interface DeviceSeqTrackingTable {
   updated_at: Timestamp
 }
 
+export interface IngestQuarantineTable {
+  id: Generated<number>
+  quarantined_at: Generated<Date>
+  received_at: Timestamp
+  device_id: string | null
+  topic: string
+  payload: Buffer
+  stage: string
+  error: string
+  replica: string
+}
+
 export interface TelemetryTable {
   device_pk: number
   t0: Timestamp
@@ -209,4 +221,5 @@ export interface Database {
   maintenance_runs: MaintenanceRunsTable
   telemetry_rollups: TelemetryRollupsTable
   rollup_dirty: RollupDirtyTable
+  ingest_quarantine: IngestQuarantineTable
 }

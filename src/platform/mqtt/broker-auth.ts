@@ -7,6 +7,7 @@ import type {
   AuthorizeSubscribeHandler,
   Client,
 } from 'aedes'
+import { isDeviceId } from '../device-id.ts'
 import {
   BLOCKED_REASONS,
   type BlockedBy,
@@ -15,6 +16,7 @@ import {
   LOOPBACK,
   remoteAddress,
 } from './failed-connects.ts'
+import { RetainPolicy } from './retain-policy.ts'
 
 /** How devices prove who they are to the embedded broker (config MQTT_DEVICE_AUTH). */
 export type DeviceAuthMode = 'token' | 'mtls' | 'none'
@@ -43,6 +45,8 @@ export interface BrokerAuthOptions {
   onDenied?: (action: DeniedAction, clientId: string, reason: string, address: string | undefined) => void
   /** Counts CONNECTs refused unchecked, by what reached its failure limit (also passed to onDenied). */
   onBlocked?: (by: BlockedBy) => void
+  /** A connection's CONNECT was accepted (its socket, for the PreAuthGuard). */
+  onAuthenticated?: (conn: object) => void
   /** What failing costs (FailedConnects); unset: refusals are immediate and unlimited. */
   failedConnects?: FailedConnectPolicy
 }
@@ -57,9 +61,6 @@ type Identity = { kind: 'internal' } | { kind: 'anonymous' } | { kind: 'device';
  */
 export const DEVICE_PUBLISH_SUFFIXES = ['telemetry', 'hello', 'status', 'command/ack', 'ota/status'] as const
 export const DEVICE_SUBSCRIBE_SUFFIX = 'command'
-
-/** A device id that is safe inside a topic (PROTOCOL.md: no `/`, `+`, `#`), as the registry allows. */
-const SAFE_ID = /^[A-Za-z0-9_.-]{1,64}$/
 
 export function deviceMayPublish(deviceId: string, topic: string): boolean {
   const prefix = `iot/${deviceId}/`
@@ -107,6 +108,7 @@ export class BrokerAuth {
   private readonly identities = new WeakMap<Client, Identity>()
   private readonly failed: FailedConnects
   private aedes: Aedes | undefined
+  private readonly retained = new RetainPolicy()
 
   constructor(private readonly options: BrokerAuthOptions) {
     this.failed = new FailedConnects(options.failedConnects ?? NO_PRICE, options.internal.clientId)
@@ -157,6 +159,7 @@ export class BrokerAuth {
       checked.then(
         (identity) => {
           this.identities.set(client, identity)
+          this.options.onAuthenticated?.(client.conn)
           done(null, true)
         },
         (error: AuthenticateError) => this.refuse(client, error, blocked, done),
@@ -175,6 +178,7 @@ export class BrokerAuth {
         this.deny('publish', client, 'unauthenticated')
         return callback(new Error('not authenticated'))
       }
+      if (packet.retain && !this.retained.admit(packet.topic, packet.payload.length)) packet.retain = false
       defaultPublish(client, packet, callback)
     }
     aedes.authorizePublish = authorizePublish
@@ -211,7 +215,7 @@ export class BrokerAuth {
     const check = this.credentials
     if (!check) throw Object.assign(new Error('device registry not ready'), { returnCode: 3 })
     const deviceId = client.id
-    if (!SAFE_ID.test(deviceId)) throw authError(5, 'client id is not a valid device id')
+    if (!isDeviceId(deviceId)) throw authError(5, 'client id is not a valid device id')
     const socket = client.conn
     if (mode === 'mtls') {
       if (!(socket instanceof TLSSocket) || !socket.authorized)

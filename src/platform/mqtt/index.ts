@@ -5,6 +5,7 @@ import { BrokerAuth, type DeviceAuthMode } from './broker-auth.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded-broker.ts'
 import { MqttHub } from './hub.ts'
 import { LogBudget } from './log-budget.ts'
+import { PreAuthGuard } from './pre-auth-guard.ts'
 import { startTlsListener, type TlsListener } from './tls-listener.ts'
 
 export {
@@ -38,8 +39,16 @@ export interface MqttPluginOptions {
   config: Config
 }
 
+/** Bytes a connection may send before its CONNECT is accepted: a CONNECT with a status will is ~0.5 KB. */
+const PRE_AUTH_MAX_BYTES = 16 * 1024
+
 /** The embedded broker's TLS listener when MQTT_TLS_PORT is set (required by MQTT_DEVICE_AUTH=mtls). */
-async function startTls(broker: EmbeddedBroker, config: Config): Promise<TlsListener | null> {
+async function startTls(
+  broker: EmbeddedBroker,
+  config: Config,
+  auth: BrokerAuth,
+  guard: PreAuthGuard,
+): Promise<TlsListener | null> {
   const mtls = config.MQTT_DEVICE_AUTH === 'mtls'
   if (config.MQTT_TLS_PORT === undefined) {
     if (mtls)
@@ -55,7 +64,8 @@ async function startTls(broker: EmbeddedBroker, config: Config): Promise<TlsList
     keyFile: config.MQTT_TLS_KEY,
     caFile: config.MQTT_TLS_CA,
     requireClientCert: mtls,
-    admit: (socket) => broker.admit(socket),
+    admit: (socket) => auth.admits(socket),
+    prepare: (socket) => guard.watch(socket),
   })
 }
 
@@ -75,7 +85,9 @@ export const mqttPlugin = fp<MqttPluginOptions>(
     if (config.MQTT_URL) {
       urls = config.MQTT_URL.split(',').map((u) => u.trim())
     } else {
-      broker = await startEmbeddedBroker(config.MQTT_BROKER_PORT, config.HOST)
+      broker = await startEmbeddedBroker(config.MQTT_BROKER_PORT, config.HOST, {
+        connectTimeout: config.MQTT_CONNECT_TIMEOUT_MS,
+      })
       const metrics = app.hasDecorator('metrics') ? app.metrics.client : undefined
       const denied = metrics
         ? new metrics.Counter({
@@ -93,7 +105,25 @@ export const mqttPlugin = fp<MqttPluginOptions>(
             registers: [metrics.register],
           })
         : undefined
+      const guarded = metrics
+        ? new metrics.Counter({
+            name: 'mqtt_connections_closed_total',
+            help: 'Embedded broker connections closed by the pre-authentication guard, by reason',
+            labelNames: ['reason'] as const,
+            registers: [metrics.register],
+          })
+        : undefined
       const log = app.log.child({ component: 'broker-auth' })
+      const guard = new PreAuthGuard(
+        {
+          preAuthBytes: PRE_AUTH_MAX_BYTES,
+          // Up to this, an oversized payload is still taken and rejected by the ingest (counted, the
+          // connection stays); beyond, the connection is closed before the bytes are buffered.
+          maxPacketBytes: Math.max(16 * config.INGEST_MAX_BYTES, 1024 * 1024) + 4096,
+          perAddress: config.MQTT_UNAUTH_PER_ADDRESS,
+        },
+        (reason) => guarded?.inc({ reason }),
+      )
       const logBudget = new LogBudget(20, 10_000, (suppressed) =>
         log.warn({ suppressed }, 'mqtt access denied: more refusals in the last 10 s, not logged one by one'),
       )
@@ -106,6 +136,7 @@ export const mqttPlugin = fp<MqttPluginOptions>(
             log.warn({ action, client_id: clientId.slice(0, 64), address, reason }, 'mqtt access denied')
         },
         onBlocked: (by) => blocked?.inc({ by }),
+        onAuthenticated: (conn) => guard.accept(conn),
         failedConnects: {
           delayMs: config.MQTT_AUTH_FAIL_DELAY_MS,
           maxHeld: config.MQTT_AUTH_FAIL_HELD_MAX,
@@ -115,11 +146,11 @@ export const mqttPlugin = fp<MqttPluginOptions>(
       })
       brokerAuth.install(broker.aedes)
       const auth = brokerAuth
-      broker.admit = (socket) => auth.admits(socket)
+      broker.admit = (socket) => auth.admits(socket) && guard.watch(socket)
       if (config.MQTT_DEVICE_AUTH === 'none')
         app.log.warn('MQTT_DEVICE_AUTH=none: any client may connect to the embedded broker and use any topic')
       try {
-        tls = await startTls(broker, config)
+        tls = await startTls(broker, config, auth, guard)
       } catch (error) {
         await broker.close()
         throw error

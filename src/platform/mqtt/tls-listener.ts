@@ -14,6 +14,8 @@ export interface TlsListenerOptions {
   requireClientCert: boolean
   /** Asked for each TCP connection before its handshake; false closes it (see EmbeddedBroker.admit). */
   admit?: (socket: Socket) => boolean
+  /** Asked for each established TLS connection before aedes handles it; false closes it. */
+  prepare?: (socket: Socket) => boolean
 }
 
 export interface TlsListener {
@@ -38,7 +40,10 @@ export async function startTlsListener(aedes: Aedes, o: TlsListenerOptions): Pro
       rejectUnauthorized: o.requireClientCert,
       minVersion: 'TLSv1.2',
     },
-    (socket) => aedes.handle(socket),
+    (socket) => {
+      if (o.prepare && !o.prepare(socket)) socket.destroy()
+      else aedes.handle(socket)
+    },
   )
   // A failed handshake (no or untrusted certificate) is the client's problem, not the server's.
   server.on('tlsClientError', () => undefined)

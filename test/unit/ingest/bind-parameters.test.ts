@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { sql } from 'kysely'
+import { DevicesService } from '../../../src/modules/devices/index.ts'
+import { confirmGaps } from '../../../src/modules/ingest/gap-claims.ts'
+import { loadSeqStates, saveSeqStates } from '../../../src/modules/ingest/seq-state-repository.ts'
+import { build, type TestApp } from '../../helpers/build.ts'
+import { registerDevice } from '../../helpers/device.ts'
+import { uniqueName } from '../../helpers/env.ts'
+
+// Issue 16 rows 9 and 10: the ingest's multi-row statements take any number of rows (arrays, not
+// one bind parameter per value), and a device deleted while its hole expires is no error.
+const OVER = 70_000
+
+describe('ingest statements past 65,535 bind parameters', () => {
+  let t: TestApp
+  let pk: number
+  before(async () => {
+    t = await build()
+    pk = (await registerDevice(t, uniqueName('bind'))).id
+  })
+  after(() => t.close())
+
+  test('seq states, device lookups and activity with 70,000 rows', async () => {
+    const pks = Array.from({ length: OVER }, (_, i) => (i === 0 ? pk : 1_000_000 + i))
+    const state = { high: 5, bits: '', missing: [] }
+    await saveSeqStates(
+      t.app.db,
+      pks.map((p) => ({ pk: p, state: state as never })),
+    )
+    assert.deepEqual([...(await loadSeqStates(t.app.db, pks)).keys()], [pk])
+    const devices = new DevicesService(t.app.db)
+    assert.equal((await devices.lookupMany(pks.map((p) => `nobody-${p}`))).size, 0)
+    assert.equal((await devices.configsByPk(pks)).size, 1)
+    const changed = await devices.recordActivity(
+      pks
+        .slice(0, OVER / 4)
+        .map((p) => ({ devicePk: p, lastSeen: new Date(), connection: 'online' as const })),
+    )
+    assert.deepEqual(
+      changed.map((c) => c.devicePk),
+      [pk],
+    )
+  })
+
+  test('row 10: the gaps of a deleted device are not claimed (no foreign-key error)', async () => {
+    const gone = (await registerDevice(t, uniqueName('gone'))).id
+    await sql`delete from devices where id = ${gone}::int`.execute(t.app.db)
+    const range = { from: 1, to: 3, fromTs: Date.now() - 10_000, toTs: Date.now(), since: Date.now() }
+    assert.deepEqual(await confirmGaps(t.app.db, gone, [range], 'me'), [])
+  })
+})
