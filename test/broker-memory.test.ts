@@ -132,7 +132,7 @@ describe('retained messages', { skip: embeddedOnly }, () => {
     t = await build({ MQTT_DEVICE_AUTH: 'token' })
     await registerDevice(t, id)
     const secret = (
-      await t.app.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
+      await t.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
     ).json()
     device = await mqtt.connectAsync(brokerUrl(t), {
       clientId: id,

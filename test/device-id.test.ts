@@ -68,7 +68,7 @@ describe('a legacy device id `..` registered before the grammar', () => {
     let first: TestApp | undefined = await build(env, { inMemoryDb: false })
     try {
       for (const id of ['..', '.', '.hidden']) {
-        const res: { statusCode: number } = await first.app.inject({
+        const res: { statusCode: number } = await first.inject({
           method: 'POST',
           url: '/api/devices',
           payload: { device_id: id, device_name: id },
@@ -96,7 +96,7 @@ describe('a legacy device id `..` registered before the grammar', () => {
       await good.endAsync()
       const app = first
       await waitFor(
-        async () => (await app.app.inject({ url: `/api/devices/${healthy}/raw-data` })).json().length > 0,
+        async () => (await app.inject({ url: `/api/devices/${healthy}/raw-data` })).json().length > 0,
         15_000,
         'the healthy device archived',
       )
@@ -111,7 +111,7 @@ describe('a legacy device id `..` registered before the grammar', () => {
         select count(*)::int as n from telemetry t join devices d on d.id = t.device_pk
         where d.device_id in ('..', '.')`.execute(first.app.db)
       assert.equal(Number(stored.rows[0]?.n), 0)
-      const ready = await first.app.inject({ url: '/readyz' })
+      const ready = await first.inject({ url: '/readyz' })
       assert.equal(ready.statusCode, 200, ready.body)
       await first.close()
       first = undefined
@@ -119,7 +119,7 @@ describe('a legacy device id `..` registered before the grammar', () => {
       const second = await build(env, { inMemoryDb: false })
       try {
         assert.equal(await metricValue(second, 'devices_invalid_id'), 2)
-        assert.equal((await second.app.inject({ url: '/readyz' })).statusCode, 200)
+        assert.equal((await second.inject({ url: '/readyz' })).statusCode, 200)
         // Over a real socket: HTTP clients (and inject) resolve `..` in a path unless told not to
         // (`curl --path-as-is`), and an operator deletes it that way.
         await second.app.listen({ port: 0, host: '127.0.0.1' })

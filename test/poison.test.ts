@@ -80,16 +80,16 @@ describe('poison isolation among 1,000 healthy devices', () => {
       `${FLEET} healthy devices, all messages stored: ${baseline} ms without poison, ${withPoison} ms with it (first time, bisection), ${afterPoison} ms after (stored apart); failed store attempts ${errors}`,
     )
 
-    const listed = await t.app.inject({ url: `/api/ingest/quarantine?device_id=${poison}` })
+    const listed = await t.inject({ url: `/api/ingest/quarantine?device_id=${poison}` })
     assert.equal(listed.statusCode, 200)
     const body = listed.json()
     assert.equal(body.items.length, 2)
     assert.equal(body.items[0].topic, `iot/${poison}/telemetry`)
     assert.match(body.items[0].error, /poison_device/)
     assert.equal(JSON.parse(Buffer.from(body.items[0].payload_base64, 'base64').toString()).seq, 2)
-    const alerts = (await t.app.inject({ url: `/api/devices/${poison}/alerts` })).json()
+    const alerts = (await t.inject({ url: `/api/devices/${poison}/alerts` })).json()
     assert.ok(alerts.some((a: { alert_type: string }) => a.alert_type === 'ingest_quarantined'))
-    assert.equal((await t.app.inject({ url: '/readyz' })).statusCode, 200)
+    assert.equal((await t.inject({ url: '/readyz' })).statusCode, 200)
 
     // The cause goes away: the device's next message is stored, no restart.
     await sql`alter table telemetry drop constraint poison_device`.execute(t.app.db)

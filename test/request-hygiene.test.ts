@@ -14,7 +14,7 @@ test('row 5: a body nested 5,000 levels deep is a 400, not a stack overflow (500
       ['POST', '/api/devices'],
       ['PUT', '/api/devices/some-meter'],
     ] as const) {
-      const res = await t.app.inject({
+      const res = await t.inject({
         method,
         url,
         headers: { 'content-type': 'application/json' },
@@ -23,7 +23,7 @@ test('row 5: a body nested 5,000 levels deep is a 400, not a stack overflow (500
       assert.equal(res.statusCode, 400, res.body)
       assert.match(res.json().error, /nested deeper than 32/)
     }
-    const shallow = await t.app.inject({
+    const shallow = await t.inject({
       method: 'POST',
       url: '/api/devices',
       payload: { device_id: 'shallow-1', device_name: 'd', metadata: { a: { b: { c: [1, { d: 2 }] } } } },
@@ -64,7 +64,7 @@ test('row 6: a burst of 50 calls to the open /readyz runs its checks (one databa
     t.app.readiness.add('counted', () => {
       runs++
     })
-    const answers = await Promise.all(Array.from({ length: 50 }, () => t.app.inject({ url: '/readyz' })))
+    const answers = await Promise.all(Array.from({ length: 50 }, () => t.inject({ url: '/readyz' })))
     assert.ok(answers.every((a) => a.statusCode === 200))
     assert.equal(runs, 1)
   } finally {
