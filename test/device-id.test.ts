@@ -124,10 +124,16 @@ describe('a legacy device id `..` registered before the grammar', () => {
         // (`curl --path-as-is`), and an operator deletes it that way.
         await second.app.listen({ port: 0, host: '127.0.0.1' })
         const port = (second.app.server.address() as AddressInfo).port
-        assert.equal((await rawRequest(port, 'GET', '/api/devices/./raw-data')).status, 400)
-        const del = await rawRequest(port, 'DELETE', '/api/devices/..')
+        assert.equal(
+          (await rawRequest(port, 'GET', '/api/devices/./raw-data', second.adminToken)).status,
+          400,
+        )
+        const del = await rawRequest(port, 'DELETE', '/api/devices/..', second.adminToken)
         assert.equal(del.status, 200, del.body)
-        assert.equal((await rawRequest(port, 'GET', '/api/devices/../raw-data')).status, 400)
+        assert.equal(
+          (await rawRequest(port, 'GET', '/api/devices/../raw-data', second.adminToken)).status,
+          400,
+        )
       } finally {
         await second.close()
       }
@@ -138,9 +144,15 @@ describe('a legacy device id `..` registered before the grammar', () => {
 })
 
 /** A request whose path is sent exactly as given (no `..` resolution). */
-function rawRequest(port: number, method: string, path: string): Promise<{ status: number; body: string }> {
+function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  token: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
+    const headers = { authorization: `Bearer ${token}` }
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       let body = ''
       res.on('data', (c) => {
         body += c
