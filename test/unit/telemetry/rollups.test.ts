@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
 import { after, before, test } from 'node:test'
-import type { Datagram } from '../src/modules/telemetry/datagram.ts'
-import { PostgresTelemetryStore } from '../src/modules/telemetry/postgres-store.ts'
-import { refreshRollups, rollupFor } from '../src/modules/telemetry/rollups.ts'
-import type { AggregateFn } from '../src/modules/telemetry/store.ts'
-import { build, type TestApp } from './helpers/build.ts'
-import { registerDevice } from './helpers/device.ts'
-import { uniqueName } from './helpers/env.ts'
+import type { Datagram } from '../../../src/modules/telemetry/datagram.ts'
+import { PostgresTelemetryStore } from '../../../src/modules/telemetry/postgres-store.ts'
+import { refreshRollups, rollupFor } from '../../../src/modules/telemetry/rollups.ts'
+import type { AggregateFn } from '../../../src/modules/telemetry/store.ts'
+import { build, type TestApp } from '../../helpers/build.ts'
+import { registerDevice } from '../../helpers/device.ts'
+import { uniqueName } from '../../helpers/env.ts'
 
 const HOUR = 3_600_000
 /** Fixed seeds, plus one random seed (printed on failure). */
