@@ -131,9 +131,7 @@ describe('retained messages', { skip: embeddedOnly }, () => {
   before(async () => {
     t = await build({ MQTT_DEVICE_AUTH: 'token' })
     await registerDevice(t, id)
-    const secret = (
-      await t.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })
-    ).json()
+    const secret = (await t.inject({ method: 'POST', url: `/api/devices/${id}/mqtt-secret/rotate` })).json()
     device = await mqtt.connectAsync(brokerUrl(t), {
       clientId: id,
       username: id,
