@@ -71,3 +71,32 @@ test('row 6: a burst of 50 calls to the open /readyz runs its checks (one databa
     await t.close()
   }
 })
+
+// Issue 16 row 7: the router answered bad URLs itself, before authentication, without the security
+// headers, in Fastify's own shape echoing the URL.
+test('row 7: URL errors come after authentication, with the security headers, without the URL', async () => {
+  const t = await build()
+  try {
+    const long = `/api/devices/${'a'.repeat(300)}`
+    const badEncoding = '/api/devices/%E0%A4%A/raw-data'
+    for (const url of [long, badEncoding]) {
+      const anonymous = await t.app.inject({ url })
+      assert.equal(anonymous.statusCode, 401, anonymous.body)
+      assert.deepEqual(anonymous.json(), { error: 'Missing or invalid bearer token' })
+      assert.equal(anonymous.headers['x-content-type-options'], 'nosniff')
+      assert.ok(anonymous.headers['content-security-policy'])
+    }
+    const tooLong = await t.inject({ url: long })
+    assert.equal(tooLong.statusCode, 414)
+    const bad = await t.inject({ url: badEncoding })
+    assert.equal(bad.statusCode, 400)
+    for (const res of [tooLong, bad]) {
+      assert.deepEqual(Object.keys(res.json()), ['error'])
+      assert.ok(!res.body.includes('aaaa') && !res.body.includes('%E0'), `no echo: ${res.body}`)
+      assert.equal(res.headers['x-frame-options'], 'DENY')
+      assert.ok(res.headers['x-request-id'])
+    }
+  } finally {
+    await t.close()
+  }
+})
