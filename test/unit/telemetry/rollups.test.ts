@@ -8,21 +8,11 @@ import type { AggregateFn } from '../../../src/modules/telemetry/store.ts'
 import { build, type TestApp } from '../../helpers/build.ts'
 import { registerDevice } from '../../helpers/device.ts'
 import { uniqueName } from '../../helpers/env.ts'
+import { seeded } from '../../helpers/random.ts'
 
 const HOUR = 3_600_000
 /** Fixed seeds, plus one random seed (printed on failure). */
 const SEEDS = [1, 2, 3, randomInt(1, 2 ** 31)]
-
-function rng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 let t: TestApp
 before(async () => {
@@ -32,7 +22,7 @@ after(() => t.close())
 
 /** 3 h of 10-sample datagrams (1 Hz) with some null samples; shuffled, part of them sent twice. */
 function fleetOf(devicePk: number, seed: number, start: number) {
-  const random = rng(seed)
+  const random = seeded(seed)
   const datagrams: Datagram[] = []
   for (let seq = 0; seq < 3 * 360; seq++) {
     const t0 = start + seq * 10_000
