@@ -88,6 +88,8 @@ describe('command replay (reference device)', () => {
       const fresh = await sendCommand(commander, id, 'request_status', {}, { key: KEY })
       assert.equal((await ackOf(obs, id, fresh.cmd_id)).result, 'accepted')
 
+      // request_status answers with a hello: wait for it, so the count below is not racing it.
+      await obs.until(() => obs.of(id, 'hello').length >= 2, 'the hello request_status asks for')
       // The same bytes again (a captured command): not executed (request_status would send a hello), not answered.
       const hellos = obs.of(id, 'hello').length
       await commander.publishAsync(`iot/${id}/command`, JSON.stringify(fresh), { qos: 2 })

@@ -133,18 +133,30 @@ export async function backupPostgres(url: string, out: string): Promise<void> {
 }
 
 /**
- * pg_restore into the database of `url`: the backup's objects are dropped and recreated in one
- * transaction (all or nothing). Stop the servers first: they would otherwise write into tables
- * being replaced.
+ * Restores into the database of `url`: the app's schema is dropped and the backup's objects
+ * recreated in ONE transaction (all or nothing), by psql from the SQL pg_restore writes. Not
+ * `pg_restore --clean`: it drops a partition's inherited primary key on its own, which PostgreSQL
+ * refuses (telemetry is partitioned by day). Stop the servers first: they would otherwise write
+ * into tables being replaced.
  */
 export async function restorePostgres(url: string, file: string): Promise<void> {
-  await run('pg_restore', [
-    '--clean',
-    '--if-exists',
-    '--no-owner',
-    '--single-transaction',
-    '--exit-on-error',
-    `--dbname=${libpqUrl(url)}`,
-    file,
-  ])
+  const schema = await currentSchema(url)
+  const sqlFile = `${file}.restore-${process.pid}.sql`
+  try {
+    await run('pg_restore', ['--no-owner', `--file=${sqlFile}`, file])
+    const quoted = `"${schema.replace(/"/g, '""')}"`
+    await run('psql', [
+      '--no-psqlrc',
+      '--quiet',
+      '--single-transaction',
+      '--set=ON_ERROR_STOP=1',
+      `--dbname=${libpqUrl(url)}`,
+      `--command=DROP SCHEMA IF EXISTS ${quoted} CASCADE`,
+      // A dump of one schema creates it; a whole-database dump assumes public exists.
+      ...(schema === 'public' ? ['--command=CREATE SCHEMA public'] : []),
+      `--file=${sqlFile}`,
+    ])
+  } finally {
+    rmSync(sqlFile, { force: true })
+  }
 }
