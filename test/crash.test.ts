@@ -92,7 +92,15 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
       return total
     }
     const expected = DEVICES * PER_DEVICE * 10
-    await waitFor(async () => (await counts()) === expected, 120000, `${expected} samples`)
+    let last = 0
+    await waitFor(async () => (last = await counts()) === expected, 120000, `${expected} samples`).catch((e) => {
+      const warnings = server
+        .output()
+        .split('\n')
+        .filter((l) => /"level":(40|50|60)/.test(l))
+        .slice(-20)
+      throw new Error(`${e.message} (${last} stored)\n${warnings.join('\n')}`)
+    })
     // Nothing more arrives later: stored exactly once.
     await new Promise((r) => setTimeout(r, 1000))
     assert.equal(await counts(), expected)

@@ -174,7 +174,7 @@ describe('ingest pipeline', () => {
     }, 5000)
     assert.equal(alerts.length, 1)
     assert.equal(alerts[0].alert_type, 'sequence_gap')
-    assert.equal(alerts[0].details.missing, 3)
+    assert.equal(alerts[0].details.missing, 3, JSON.stringify(alerts[0]))
     assert.deepEqual(alerts[0].details.ranges, [{ from: 2, to: 4 }])
     await new Promise((r) => setTimeout(r, 600))
     assert.equal((await t.inject({ url: `/api/devices/${id}/alerts` })).json().length, 1)
