@@ -93,13 +93,18 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
     }
     const expected = DEVICES * PER_DEVICE * 10
     let last = 0
-    await waitFor(async () => (last = await counts()) === expected, 120000, `${expected} samples`).catch((e) => {
+    const settled = async () => {
+      last = await counts()
+      return last === expected
+    }
+    await waitFor(settled, 120000, `${expected} samples`).catch(async (e: Error) => {
       const warnings = server
         .output()
         .split('\n')
         .filter((l) => /"level":(40|50|60)/.test(l))
         .slice(-20)
-      throw new Error(`${e.message} (${last} stored)\n${warnings.join('\n')}`)
+      const counters = await ingestCounters(server.baseUrl)
+      throw new Error(`${e.message} (${last} stored)\n${warnings.join('\n')}\n${counters}`)
     })
     // Nothing more arrives later: stored exactly once.
     await new Promise((r) => setTimeout(r, 1000))
@@ -112,3 +117,14 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
     await server.exited
   }
 })
+
+/** The ingest counters that say where messages went (rejected, duplicates, conflicts, quarantined). */
+async function ingestCounters(baseUrl: string): Promise<string> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  return text
+    .split('\n')
+    .filter((l) =>
+      /^ingest_(rejected|duplicates|seq_conflicts|quarantined|messages|stored)[a-z_]*[{ ]/.test(l),
+    )
+    .join('\n')
+}
