@@ -29,7 +29,13 @@ export const withoutCredentials = (url: string) => url.replace(/\/\/[^@/]*@/, '/
  */
 export class MqttHub {
   readonly links: BrokerLink[]
-  private handler: MessageHandler = (_link, _packet, done) => done()
+  /**
+   * Unset until the ingest installs its handler. A persistent session gets its queued messages
+   * right after CONNACK, before the app has finished starting: they wait here unacknowledged
+   * (MQTT.js hands over the next one only after the callback), never acknowledged and dropped.
+   */
+  private handler: MessageHandler | undefined
+  private waiting: [BrokerLink, IPublishPacket, (error?: Error) => void][] = []
 
   constructor(private readonly options: HubOptions) {
     this.links = options.urls.map((url) => this.connect(url))
@@ -56,20 +62,29 @@ export class MqttHub {
     client.on('connect', () => log.info('mqtt connected'))
     client.on('offline', () => log.warn('mqtt offline, reconnecting'))
     client.on('error', (error) => log.warn({ err: error }, 'mqtt error'))
-    client.handleMessage = (packet, callback) => {
-      try {
-        this.handler(link, packet, (error) => callback(error))
-      } catch (error) {
-        log.error({ err: error }, 'mqtt message handler threw')
-        callback()
-      }
-    }
+    client.handleMessage = (packet, callback) => this.dispatch(link, packet, (error) => callback(error))
     return link
   }
 
-  /** Replaces the handler of incoming messages (the ingest module installs one). */
+  private dispatch(link: BrokerLink, packet: IPublishPacket, done: (error?: Error) => void): void {
+    if (!this.handler) {
+      this.waiting.push([link, packet, done])
+      return
+    }
+    try {
+      this.handler(link, packet, done)
+    } catch (error) {
+      this.options.logger.error({ err: error, broker: link.name }, 'mqtt message handler threw')
+      done()
+    }
+  }
+
+  /** Installs the handler of incoming messages (the ingest module does) and hands it what waited. */
   onMessage(handler: MessageHandler): void {
     this.handler = handler
+    const waiting = this.waiting
+    this.waiting = []
+    for (const [link, packet, done] of waiting) this.dispatch(link, packet, done)
   }
 
   connectedCount(): number {
