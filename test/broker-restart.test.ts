@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { dcTelemetry, publishJson, waitFor } from './helpers/device.ts'
-import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
 import {
   countPoints,
   meterClient,
@@ -9,44 +8,23 @@ import {
   registerOverHttp,
   scrape,
   sleep,
-  stopServer,
   waitMqttReady,
 } from './helpers/fleet.ts'
-import { type Mosquitto, startMosquitto } from './helpers/mosquitto.ts'
-import { type ServerProcess, startServer } from './helpers/process.ts'
+import type { Mosquitto } from './helpers/mosquitto.ts'
+import { serverFetch } from './helpers/process.ts'
+import { serverFixture } from './helpers/server-fixture.ts'
 
 const DEVICES = 20
 const PER_DEVICE = 150
 const SAMPLES = 5
 
-let mosquitto: Mosquitto
-let server: ServerProcess | undefined
-let schema: Awaited<ReturnType<typeof createSchema>> | undefined
-const dir = tempDir()
-const brokerDir = tempDir('mosquitto-')
-
-before(async () => {
-  mosquitto = await startMosquitto(undefined, brokerDir.path)
-  if (realDatabaseUrl) schema = await createSchema(realDatabaseUrl)
-})
-after(async () => {
-  if (server) await stopServer(server)
-  await mosquitto.stop()
-  await schema?.drop()
-  dir.remove()
-  brokerDir.remove()
-})
+const fixture = serverFixture({ restartableBroker: true })
 
 // Found with this test: meters on clean sessions lost a QoS 2 message whose PUBREC came before the
 // restart (the PUBREL after it found a fresh session). Meters keep persistent sessions (PROTOCOL.md).
 test('the broker restarts mid-stream: server and devices reconnect, every publish the broker acknowledged is stored once', async () => {
-  server = await startServer({
-    DATA_DIR: dir.path,
-    MQTT_URL: mosquitto.url,
-    MQTT_CLIENT_ID: uniqueName('brestart'),
-    INGEST_FLUSH_MS: '100',
-    ...(schema ? { DATABASE_URL: schema.url } : {}),
-  })
+  const server = await fixture.start(fixture.env())
+  const mosquitto = fixture.brokers[0] as Mosquitto
   const base = server.baseUrl
   const ids = Array.from({ length: DEVICES }, (_, i) => `brk-${String(i).padStart(2, '0')}`)
   await registerOverHttp(base, ids)
@@ -82,11 +60,12 @@ test('the broker restarts mid-stream: server and devices reconnect, every publis
     }),
   )
   await waitFor(() => acked.size >= (DEVICES * PER_DEVICE) / 3, 30000, 'a third acknowledged')
-  await mosquitto.stop()
-  const stoppedAt = acked.size
-  await waitFor(async () => (await readyz(base)).status === 503, 10000, 'not ready without the broker')
-  await sleep(2000)
-  mosquitto = await startMosquitto(mosquitto.port, brokerDir.path)
+  let stoppedAt = 0
+  await fixture.restartBroker(async () => {
+    stoppedAt = acked.size
+    await waitFor(async () => (await readyz(base)).status === 503, 10000, 'not ready without the broker')
+    await sleep(2000)
+  })
   await publishing
   await Promise.all(clients.map((c) => c.endAsync()))
   await waitFor(async () => (await readyz(base)).checks.mqtt === 'ok', 15000, 'server reconnected')
@@ -118,7 +97,7 @@ async function missingSeqs(base: string, ids: string[], t0: number): Promise<str
   const out: string[] = []
   const start = new Date(t0 - 60_000).toISOString()
   for (const id of ids) {
-    const res = await fetch(
+    const res = await serverFetch(
       `${base}/api/devices/${id}/metrics?metric=voltage_dc&start=${start}&stop=now()&limit=100000`,
     )
     const times = new Set(((await res.json()) as { time: string }[]).map((p) => Date.parse(p.time)))

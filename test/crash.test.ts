@@ -1,42 +1,24 @@
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 import { connectDevice, dcTelemetry, publishJson, waitFor } from './helpers/device.ts'
-import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
-import { type Mosquitto, startMosquitto } from './helpers/mosquitto.ts'
-import { type ServerProcess, startServer } from './helpers/process.ts'
+import { type ServerProcess, serverFetch } from './helpers/process.ts'
+import { serverFixture } from './helpers/server-fixture.ts'
 
 const DEVICES = 1000
 const PER_DEVICE = 10
 
-let mosquitto: Mosquitto
-let schema: Awaited<ReturnType<typeof createSchema>> | undefined
-const dir = tempDir()
-
-before(async () => {
-  mosquitto = await startMosquitto()
-  if (realDatabaseUrl) schema = await createSchema(realDatabaseUrl)
-})
-after(async () => {
-  await mosquitto.stop()
-  await schema?.drop()
-  dir.remove()
-})
+const fixture = serverFixture()
 
 test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart every message is stored exactly once', async () => {
-  const env: Record<string, string> = {
-    DATA_DIR: dir.path,
-    MQTT_URL: mosquitto.url,
-    MQTT_CLIENT_ID: uniqueName('crash-server'),
-    INGEST_FLUSH_MS: '100',
-    ...(schema ? { DATABASE_URL: schema.url } : {}),
-  }
-  let server: ServerProcess = await startServer(env)
+  const env = fixture.env()
+  const mosquitto = fixture.brokers[0] as { url: string }
+  let server: ServerProcess = await fixture.start(env)
   const ids = Array.from({ length: DEVICES }, (_, i) => `crash-${String(i).padStart(4, '0')}`)
   for (let i = 0; i < ids.length; i += 20) {
     await Promise.all(
       ids.slice(i, i + 20).map(async (device_id) => {
-        const res = await fetch(`${server.baseUrl}/api/devices`, {
+        const res = await serverFetch(`${server.baseUrl}/api/devices`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ device_id, device_name: device_id }),
@@ -48,8 +30,8 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
   // The server subscribes asynchronously after start; its session is persistent from then on.
   await waitFor(
     async () =>
-      ((await (await fetch(`${server.baseUrl}/readyz`)).json()) as { checks: Record<string, string> }).checks
-        .mqtt === 'ok',
+      ((await (await serverFetch(`${server.baseUrl}/readyz`)).json()) as { checks: Record<string, string> })
+        .checks.mqtt === 'ok',
   )
   await new Promise((r) => setTimeout(r, 500))
 
@@ -76,13 +58,13 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
   assert.equal(sent, DEVICES * PER_DEVICE)
   await Promise.all(clients.map((c) => c.endAsync()))
 
-  server = await startServer(env)
+  server = await fixture.start(env)
   try {
     const start = new Date(t0 - 60_000).toISOString()
     const counts = async () => {
       let total = 0
       for (const id of ids) {
-        const res = await fetch(
+        const res = await serverFetch(
           `${server.baseUrl}/api/devices/${id}/metrics?metric=voltage_dc&start=${start}&stop=now()&limit=100000`,
         )
         const points = (await res.json()) as { time: string }[]
@@ -109,7 +91,7 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
     // Nothing more arrives later: stored exactly once.
     await new Promise((r) => setTimeout(r, 1000))
     assert.equal(await counts(), expected)
-    const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text()
+    const metrics = await (await serverFetch(`${server.baseUrl}/metrics`)).text()
     process.stdout.write(`# crash test: ${sent} messages sent, ${expected} samples stored once\n`)
     assert.match(metrics, /ingest_messages_total/)
   } finally {
@@ -120,7 +102,7 @@ test('kill -9 of the server while 1,000 devices stream QoS 2: after a restart ev
 
 /** The ingest counters that say where messages went (rejected, duplicates, conflicts, quarantined). */
 async function ingestCounters(baseUrl: string): Promise<string> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  const text = await (await serverFetch(`${baseUrl}/metrics`)).text()
   return text
     .split('\n')
     .filter((l) =>

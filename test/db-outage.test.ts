@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { after, before, test } from 'node:test'
+import { after, test } from 'node:test'
 import { dcTelemetry, publishJson, waitFor } from './helpers/device.ts'
-import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
+import { realDatabaseUrl } from './helpers/env.ts'
 import {
   countPoints,
   meterClient,
@@ -12,11 +12,10 @@ import {
   rssMiB,
   scrape,
   sleep,
-  stopServer,
   waitMqttReady,
 } from './helpers/fleet.ts'
-import { type Mosquitto, startMosquitto } from './helpers/mosquitto.ts'
-import { type ServerProcess, startServer } from './helpers/process.ts'
+import type { Mosquitto } from './helpers/mosquitto.ts'
+import { serverFixture } from './helpers/server-fixture.ts'
 
 const DEVICES = 20
 const PER_DEVICE = 500
@@ -76,41 +75,23 @@ class CuttableProxy {
   }
 }
 
-let mosquitto: Mosquitto | undefined
-let schema: Awaited<ReturnType<typeof createSchema>> | undefined
+const fixture = serverFixture({ skip: !realDatabaseUrl })
 let proxy: CuttableProxy | undefined
-let server: ServerProcess | undefined
-const dir = tempDir()
-
-before(async () => {
-  if (!realDatabaseUrl) return
-  mosquitto = await startMosquitto()
-  schema = await createSchema(realDatabaseUrl)
-})
 after(async () => {
-  if (server) await stopServer(server)
   await proxy?.close()
-  await mosquitto?.stop()
-  await schema?.drop()
-  dir.remove()
 })
 
 test('PostgreSQL unreachable for 15 s while devices stream: no crash, not ready, intake paused, nothing lost', {
   skip,
 }, async () => {
-  const broker = mosquitto as Mosquitto
-  const dbUrl = new URL((schema as { url: string }).url)
+  const broker = fixture.brokers[0] as Mosquitto
+  const dbUrl = new URL((fixture.schema as { url: string }).url)
   proxy = new CuttableProxy(dbUrl.hostname, Number(dbUrl.port || 5432))
   dbUrl.port = String(await proxy.listen())
   dbUrl.hostname = '127.0.0.1'
-  server = await startServer({
-    DATA_DIR: dir.path,
-    DATABASE_URL: dbUrl.toString(),
-    MQTT_URL: broker.url,
-    MQTT_CLIENT_ID: uniqueName('dbout'),
-    INGEST_FLUSH_MS: '100',
-    INGEST_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES),
-  })
+  const server = await fixture.start(
+    fixture.env({ DATABASE_URL: dbUrl.toString(), INGEST_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES) }),
+  )
   const base = server.baseUrl
   const ids = Array.from({ length: DEVICES }, (_, i) => `dbo-${String(i).padStart(2, '0')}`)
   await registerOverHttp(base, ids)
@@ -144,7 +125,7 @@ test('PostgreSQL unreachable for 15 s while devices stream: no crash, not ready,
   let rssMax = rssBefore
   while (Date.now() - cutAt < OUTAGE_MS) {
     const r = await readyz(base).catch(async (error: Error) => {
-      const srv = server as ServerProcess
+      const srv = server
       await sleep(500)
       const lines = srv
         .output()

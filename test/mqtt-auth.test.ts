@@ -392,11 +392,15 @@ describe('per-device ingest rate limit (INGEST_DEVICE_RATE_MAX)', () => {
         publishJson(device, `iot/${id}/telemetry`, dcTelemetry(id, seq, T0 + seq * 1000, 1), 1),
       ),
     )
-    const outcome = (await waitFor(async () => {
+    let outcome = { n: 0, stored: 0 }
+    await waitFor(async () => {
       const n = (await metricValue(t, 'ingest_rejected_total', 'reason="rate_limited"')) - before
-      const stored = (await storedPoints(t, id)).length
-      return n + stored === burst ? { n, stored } : null
-    }, 10000)) as { n: number; stored: number }
+      outcome = { n, stored: (await storedPoints(t, id)).length }
+      return n + outcome.stored >= burst
+    }, 30000).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(outcome)}`)
+    })
+    assert.equal(outcome.n + outcome.stored, burst, JSON.stringify(outcome))
     assert.ok(outcome.stored >= 5 && outcome.stored <= 10, `stored ${outcome.stored}`)
     assert.ok(outcome.n >= burst - 10, `rejected ${outcome.n}`)
   })

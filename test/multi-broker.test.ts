@@ -1,50 +1,21 @@
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 import { dcTelemetry, publishJson, waitFor } from './helpers/device.ts'
-import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
-import {
-  countPoints,
-  meterClient,
-  registerOverHttp,
-  scrape,
-  stopServer,
-  waitMqttReady,
-} from './helpers/fleet.ts'
-import { type Mosquitto, startMosquitto } from './helpers/mosquitto.ts'
-import { type ServerProcess, startServer } from './helpers/process.ts'
+import { countPoints, meterClient, registerOverHttp, scrape, waitMqttReady } from './helpers/fleet.ts'
+import type { Mosquitto } from './helpers/mosquitto.ts'
+import { serverFetch } from './helpers/process.ts'
+import { serverFixture } from './helpers/server-fixture.ts'
 
 const DEVICES = 20
 const PER_DEVICE = 30
 const SAMPLES = 10
 
-let a: Mosquitto
-let b: Mosquitto
-let server: ServerProcess | undefined
-let schema: Awaited<ReturnType<typeof createSchema>> | undefined
-const dir = tempDir()
-
-before(async () => {
-  a = await startMosquitto()
-  b = await startMosquitto()
-  if (realDatabaseUrl) schema = await createSchema(realDatabaseUrl)
-})
-after(async () => {
-  if (server) await stopServer(server)
-  await a.stop()
-  await b.stop()
-  await schema?.drop()
-  dir.remove()
-})
+const fixture = serverFixture({ brokers: 2 })
 
 test('two brokers: each message published to both is stored once, and a command reaches the device via both', async () => {
-  server = await startServer({
-    DATA_DIR: dir.path,
-    MQTT_URL: `${a.url},${b.url}`,
-    MQTT_CLIENT_ID: uniqueName('multi'),
-    INGEST_FLUSH_MS: '100',
-    ...(schema ? { DATABASE_URL: schema.url } : {}),
-  })
+  const server = await fixture.start(fixture.env())
+  const [a, b] = fixture.brokers as [Mosquitto, Mosquitto]
   const base = server.baseUrl
   const ids = Array.from({ length: DEVICES }, (_, i) => `mb-${String(i).padStart(2, '0')}`)
   await registerOverHttp(base, ids)
@@ -94,7 +65,7 @@ test('two brokers: each message published to both is stored once, and a command 
     cb.on('message', (_t, p) => seen.b.push((JSON.parse(p.toString()) as { cmd_id: string }).cmd_id))
     await ca.subscribeAsync(`iot/${id}/command`, { qos: 2 })
     await cb.subscribeAsync(`iot/${id}/command`, { qos: 2 })
-    const res = await fetch(`${base}/api/devices/${id}/commands`, {
+    const res = await serverFetch(`${base}/api/devices/${id}/commands`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ cmd: 'reboot' }),

@@ -93,8 +93,7 @@ describe('OpenAPI reference', () => {
 
 describe('OpenAPI reference with METRICS_TOKEN, and with authentication off', () => {
   test('/metrics needs a token when METRICS_TOKEN is set', async (ctx) => {
-    const t = await build({ METRICS_TOKEN: 'metrics-token-0123456789abcdef' })
-    ctx.after(() => t.close())
+    const t = await build({ METRICS_TOKEN: 'metrics-token-0123456789abcdef' }, { t: ctx })
     const doc = (await t.inject({ url: '/openapi.json' })).json()
     assert.deepEqual(doc.paths['/metrics'].get.security, [{ bearerAuth: [] }])
     assert.deepEqual(doc.paths['/readyz'].get.security, [])
@@ -102,8 +101,7 @@ describe('OpenAPI reference with METRICS_TOKEN, and with authentication off', ()
 
   test('AUTH_DISABLED=true: still a valid document, no operation asks for a token', async (ctx) => {
     // Authentication off on purpose: the document must then not advertise a token it does not need.
-    const t = await build({ AUTH_DISABLED: 'true' })
-    ctx.after(() => t.close())
+    const t = await build({ AUTH_DISABLED: 'true' }, { t: ctx })
     const doc = (await t.app.inject({ url: '/openapi.json' })).json()
     assert.equal((await new Validator().validate(doc)).valid, true)
     for (const operations of Object.values<Record<string, { security?: unknown }>>(doc.paths)) {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as delay } from 'node:timers/promises'
 import { tempDir } from './helpers/env.ts'
-import { startServer } from './helpers/process.ts'
+import { serverFetch, startServer } from './helpers/process.ts'
 
 const dir = tempDir()
 after(() => dir.remove())
@@ -20,7 +20,7 @@ test('npm start serves, SIGTERM closes cleanly within 10 s, and data under DATA_
   const deadline = Date.now() + 10_000
   while (!/"msg":"ready"/.test(first.output()) && Date.now() < deadline) await delay(50)
   assert.match(first.output(), /"dashboard":"http:\/\/127\.0\.0\.1:\d+\/".*"msg":"ready"/)
-  const created = await fetch(`${first.baseUrl}/api/devices`, {
+  const created = await serverFetch(`${first.baseUrl}/api/devices`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ device_id: 'survivor', device_name: 'S' }),
@@ -34,7 +34,7 @@ test('npm start serves, SIGTERM closes cleanly within 10 s, and data under DATA_
   assert.match(first.output(), /"signal":"SIGTERM"/)
 
   const second = await startServer(env)
-  const res = await fetch(`${second.baseUrl}/api/devices/survivor`)
+  const res = await serverFetch(`${second.baseUrl}/api/devices/survivor`)
   assert.equal(res.status, 200)
   second.child.kill('SIGINT')
   assert.equal((await second.exited).code, 0)

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 import pg from 'pg'
 import { dcTelemetry, publishJson, waitFor } from './helpers/device.ts'
-import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
-import {
-  countPoints,
-  meterClient,
-  registerOverHttp,
-  scrape,
-  sleep,
-  stopServer,
-  waitMqttReady,
-} from './helpers/fleet.ts'
-import { type Mosquitto, startMosquitto } from './helpers/mosquitto.ts'
-import { type ServerProcess, startServer } from './helpers/process.ts'
+import { realDatabaseUrl } from './helpers/env.ts'
+import { countPoints, meterClient, registerOverHttp, scrape, sleep, waitMqttReady } from './helpers/fleet.ts'
+import { serverFixture } from './helpers/server-fixture.ts'
 
 const DEVICES = 20
 const PER_DEVICE = 120
@@ -26,45 +17,18 @@ const GRACE_MS = 20000
 
 const skip = realDatabaseUrl ? false : 'replicas share one PostgreSQL: set TEST_DATABASE_URL to run this test'
 
-let a: Mosquitto | undefined
-let b: Mosquitto | undefined
-let schema: Awaited<ReturnType<typeof createSchema>> | undefined
-const servers: ServerProcess[] = []
-const dirs = [tempDir(), tempDir()]
-
-before(async () => {
-  if (!realDatabaseUrl) return
-  a = await startMosquitto()
-  b = await startMosquitto()
-  schema = await createSchema(realDatabaseUrl)
-})
-after(async () => {
-  for (const s of servers) await stopServer(s)
-  await a?.stop()
-  await b?.stop()
-  await schema?.drop()
-  for (const d of dirs) d.remove()
-})
+const fixture = serverFixture({ brokers: 2, dirs: 2, skip: !realDatabaseUrl })
 
 test('two replicas on one database and two brokers, one killed -9 mid-stream: every measurement once, one gap alert', {
   skip,
 }, async () => {
-  const brokers = [a as Mosquitto, b as Mosquitto]
-  const db = schema as { url: string }
-  const envOf = (i: number): Record<string, string> => ({
-    DATA_DIR: (dirs[i] as { path: string }).path,
-    DATABASE_URL: db.url,
-    MQTT_URL: brokers.map((m) => m.url).join(','),
-    MQTT_SHARED_GROUP: 'iot-meter',
-    MQTT_CLIENT_ID: `replica-${i}-${uniqueName('r')}`,
-    INGEST_FLUSH_MS: '100',
-    INGEST_GAP_GRACE_MS: String(GRACE_MS),
-  })
+  const brokers = fixture.brokers
+  const envOf = (i: number) =>
+    fixture.env({ MQTT_SHARED_GROUP: 'iot-meter', INGEST_GAP_GRACE_MS: String(GRACE_MS) }, i)
   const envs = [envOf(0), envOf(1)]
   // The first replica migrates the schema; the second starts on the migrated schema.
-  servers[0] = await startServer(envs[0] as Record<string, string>)
-  servers[1] = await startServer(envs[1] as Record<string, string>)
-  const [r0, r1] = servers as [ServerProcess, ServerProcess]
+  const r0 = await fixture.start(envs[0] as Record<string, string>)
+  const r1 = await fixture.start(envs[1] as Record<string, string>)
   const ids = Array.from({ length: DEVICES }, (_, i) => `rep-${String(i).padStart(2, '0')}`)
   await registerOverHttp(r0.baseUrl, ids)
   await waitMqttReady(r0.baseUrl)
@@ -95,7 +59,7 @@ test('two replicas on one database and two brokers, one killed -9 mid-stream: ev
   await sleep(2000)
   // Restarted like a pod with its volume: it replays its journal and takes its session back.
   const restartStarted = Date.now()
-  servers[0] = await startServer(envs[0] as Record<string, string>)
+  const r0again = await fixture.start(envs[0] as Record<string, string>)
   const outageMs = Date.now() - restartStarted + 2000
   await publishing
   await Promise.all(links.flat().map((c) => c.endAsync()))
@@ -107,7 +71,7 @@ test('two replicas on one database and two brokers, one killed -9 mid-stream: ev
   // Gaps are declared only after the grace period: wait it out, then count alerts and gap rows.
   await sleep(GRACE_MS + 3000)
   assert.equal(await countPoints(base, ids, t0), expected, 'every measurement stored exactly once')
-  const client = new pg.Client({ connectionString: db.url })
+  const client = new pg.Client({ connectionString: (fixture.schema as { url: string }).url })
   await client.connect()
   let gaps: { device_id: string; from_seq: string; to_seq: string }[]
   let alerts: { device_id: string; occurrences: number; message: string }[]
@@ -126,7 +90,7 @@ test('two replicas on one database and two brokers, one killed -9 mid-stream: ev
   } finally {
     await client.end()
   }
-  const live = servers.filter((s) => s.child.exitCode === null && s.child.signalCode === null)
+  const live = [r0again, r1]
   let received = 0
   let duplicates = 0
   for (const s of live) {

@@ -17,6 +17,8 @@ export interface TestApp {
 export interface BuildOptions {
   /** false: embedded PGlite on disk under env.DATA_DIR, so a second build can reopen it (restart tests). */
   inMemoryDb?: boolean
+  /** The test (or suite) context: the app is closed after it, without a try/finally at the call. */
+  t?: { after: (fn: () => Promise<void>) => void }
 }
 
 /**
@@ -53,17 +55,13 @@ export async function build(env: Record<string, string> = {}, options: BuildOpti
     const headers = { authorization: `Bearer ${adminToken}`, ...options.headers }
     return app.inject({ ...options, headers })
   }
-  return {
-    app,
-    config,
-    adminToken,
-    inject,
-    close: async () => {
-      await app.close()
-      await schema?.drop()
-      dir.remove()
-    },
+  const close = async () => {
+    await app.close()
+    await schema?.drop()
+    dir.remove()
   }
+  options.t?.after(close)
+  return { app, config, adminToken, inject, close }
 }
 
 /** The URL devices of this test app connect to (embedded broker port, or the real broker). */

@@ -1,12 +1,12 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { waitFor } from './device.ts'
-import type { ServerProcess } from './process.ts'
+import { type ServerProcess, serverFetch } from './process.ts'
 
 /** Helpers of the fault and scale-out tests: they talk to server child processes over HTTP only. */
 
 export async function registerOverHttp(baseUrl: string, ids: string[]): Promise<void> {
   for (const device_id of ids) {
-    const res = await fetch(`${baseUrl}/api/devices`, {
+    const res = await serverFetch(`${baseUrl}/api/devices`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ device_id, device_name: device_id }),
@@ -16,7 +16,7 @@ export async function registerOverHttp(baseUrl: string, ids: string[]): Promise<
 }
 
 export async function readyz(baseUrl: string): Promise<{ status: number; checks: Record<string, string> }> {
-  const res = await fetch(`${baseUrl}/readyz`)
+  const res = await serverFetch(`${baseUrl}/readyz`)
   const body = (await res.json()) as { checks: Record<string, string> }
   return { status: res.status, checks: body.checks }
 }
@@ -29,7 +29,7 @@ export async function waitMqttReady(baseUrl: string, timeoutMs = 20000): Promise
 
 /** One sample of the server's /metrics (summed over label sets when `labels` is omitted). */
 export async function scrape(baseUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  const text = await (await serverFetch(`${baseUrl}/metrics`)).text()
   let sum = 0
   for (const line of text.split('\n')) {
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop())
@@ -42,7 +42,7 @@ export async function countPoints(baseUrl: string, ids: string[], since: number)
   const start = new Date(since - 60_000).toISOString()
   let total = 0
   for (const id of ids) {
-    const res = await fetch(
+    const res = await serverFetch(
       `${baseUrl}/api/devices/${id}/metrics?metric=voltage_dc&start=${start}&stop=now()&limit=100000`,
     )
     if (res.status !== 200) throw new Error(`metrics of ${id}: ${res.status} ${await res.text()}`)
