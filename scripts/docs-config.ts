@@ -1,6 +1,6 @@
 /**
- * Writes docs/CONFIGURATION.md from the configuration schema (src/config.ts), so the reference cannot
- * drift from what the server accepts. Run `npm run docs:config` after changing a variable;
+ * Writes docs/CONFIGURATION.md from the configuration schema (src/config/, one file per concern), so
+ * the reference cannot drift from what the server accepts. Run `npm run docs:config` after changing a variable;
  * test/docs.test.ts fails while the file and the schema disagree.
  */
 import { writeFileSync } from 'node:fs'
@@ -96,7 +96,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const missing = undocumented()
   if (missing.length > 0) {
     process.stderr.write(
-      `docs:config: give these variables a description in src/config.ts: ${missing.join(', ')}\n`,
+      `docs:config: give these variables a description in src/config/: ${missing.join(', ')}\n`,
     )
     process.exit(1)
   }

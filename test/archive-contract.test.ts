@@ -352,9 +352,9 @@ describe('S3 adapter against s3rver', () => {
     await store.close()
   })
 
-  test('a missing S3_SECRET_ACCESS_KEY is named at start', () => {
+  test('a missing S3_SECRET_ACCESS_KEY is named at start (by the configuration)', () => {
     assert.throws(
-      () => createS3Client({ ...config(), S3_SECRET_ACCESS_KEY: undefined }),
+      () => loadConfig({ S3_BUCKET: 'archive', S3_ACCESS_KEY_ID: 'S3RVER' }),
       /S3_SECRET_ACCESS_KEY: required/,
     )
   })

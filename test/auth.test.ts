@@ -434,7 +434,7 @@ describe('rate limits and CORS', () => {
 const cli = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
 const tokenCli = (env: Record<string, string>, ...args: string[]) =>
-  cli(process.execPath, ['--import', 'tsx', 'src/modules/auth/token-cli.ts', ...args], {
+  cli(process.execPath, ['--import', 'tsx', 'src/cli/token.ts', ...args], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
   })

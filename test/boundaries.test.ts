@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { cyclesOf, filesUnder, importsOf } from './helpers/import-graph.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const src = join(root, 'src')
 
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return []
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name)
-    return statSync(path).isDirectory() ? filesUnder(path) : path.endsWith('.ts') ? [path] : []
-  })
-}
-
-/** Relative import targets of a file, resolved to absolute paths. */
-function importsOf(file: string, text: string): string[] {
-  const specs = [...text.matchAll(/(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/g)].map(
-    (m) => m[1] as string,
-  )
-  specs.push(...[...text.matchAll(/import\(\s*['"](\.[^'"]+)['"]\s*\)/g)].map((m) => m[1] as string))
-  return specs.map((s) => resolve(dirname(file), s))
-}
+/** Is `path` inside the folder `dir`? */
+const isUnder = (path: string, dir: string) => !relative(dir, path).startsWith('..')
 
 const moduleOf = (path: string): string | undefined => {
   const rel = relative(join(src, 'modules'), path)
@@ -35,8 +22,10 @@ const unitTestModuleOf = (path: string): string | undefined => {
   return rel.startsWith('..') ? undefined : rel.split(sep)[0]
 }
 
+type Source = { file: string; text: string }
+
 /** Every reach into a module from outside it that does not go through its index.ts. */
-function doorViolations(files: { file: string; text: string }[]): string[] {
+function doorViolations(files: Source[]): string[] {
   const violations: string[] = []
   for (const { file, text } of files) {
     const targets = importsOf(file, text)
@@ -48,7 +37,7 @@ function doorViolations(files: { file: string; text: string }[]): string[] {
         violations.push(`${relative(root, file)} imports ${relative(root, target)}`)
       }
     }
-    if (relative(join(src, 'platform'), file).startsWith('..') === false) {
+    if (isUnder(file, join(src, 'platform'))) {
       for (const target of targets) {
         if (moduleOf(target))
           violations.push(`platform file ${relative(root, file)} imports module ${relative(root, target)}`)
@@ -58,18 +47,66 @@ function doorViolations(files: { file: string; text: string }[]): string[] {
   return violations
 }
 
+/** The simulator speaks MQTT only: of src it may import its own files and src/platform/mqtt, nothing else. */
+function simulatorViolations(files: Source[]): string[] {
+  const simulator = join(src, 'modules', 'simulator')
+  return files
+    .filter(({ file }) => isUnder(file, simulator))
+    .flatMap(({ file, text }) =>
+      importsOf(file, text)
+        .filter((t) => !isUnder(t, simulator) && !isUnder(t, join(src, 'platform', 'mqtt')))
+        .map((t) => `simulator file ${relative(root, file)} imports ${relative(root, t)}`),
+    )
+}
+
+/** Modules declare the slice of configuration they read; only entry-level code imports src/config. */
+function configViolations(files: Source[]): string[] {
+  const isConfig = (t: string) => t === join(src, 'config.ts') || isUnder(t, join(src, 'config'))
+  return files
+    .filter(({ file }) => moduleOf(file))
+    .flatMap(({ file, text }) =>
+      importsOf(file, text)
+        .filter(isConfig)
+        .map((t) => `module file ${relative(root, file)} imports ${relative(root, t)}`),
+    )
+}
+
+const read = (dirs: string[]): Source[] =>
+  dirs.flatMap((dir) => filesUnder(dir).map((file) => ({ file, text: readFileSync(file, 'utf8') })))
+
 test('modules are entered only through their index.ts, and platform never imports a module', () => {
-  const files = [src, join(root, 'test'), join(root, 'bench')].flatMap((dir) =>
-    filesUnder(dir).map((file) => ({ file, text: readFileSync(file, 'utf8') })),
-  )
+  const files = read([src, join(root, 'test'), join(root, 'bench')])
   assert.ok(files.length > 10)
   assert.deepEqual(doorViolations(files), [])
 })
 
+test('the simulator imports nothing of src but its own files and src/platform/mqtt', () => {
+  const files = read([src])
+  assert.ok(files.some(({ file }) => moduleOf(file) === 'simulator'))
+  assert.deepEqual(simulatorViolations(files), [])
+})
+
+test('no module imports src/config (it is handed the slice it declares)', () => {
+  assert.deepEqual(configViolations(read([src])), [])
+})
+
+test('the import graph of src has no cycles', (t) => {
+  const files = read([src])
+  const graph = new Map(files.map(({ file, text }) => [file, [...new Set(importsOf(file, text))]]))
+  const edges = [...graph.values()].reduce((n, targets) => n + targets.filter((x) => graph.has(x)).length, 0)
+  t.diagnostic(`src import graph: ${graph.size} files, ${edges} edges`)
+  assert.ok(edges > graph.size / 2)
+  assert.deepEqual(
+    cyclesOf(graph).map((cycle) => cycle.map((f) => relative(root, f))),
+    [],
+  )
+})
+
+const text = (spec: string) => `import { x } from '${spec}'\n`
+const inAlerts = join(src, 'modules', 'alerts', 'probe.ts')
+
 test('the door check reports reaches past index.ts, and allows a module its own files', () => {
-  const inAlerts = join(src, 'modules', 'alerts', 'probe.ts')
   const inPlatform = join(src, 'platform', 'probe.ts')
-  const text = (spec: string) => `import { x } from '${spec}'\n`
   assert.equal(doorViolations([{ file: inAlerts, text: text('../devices/service.ts') }]).length, 1)
   assert.equal(doorViolations([{ file: inAlerts, text: text('../devices/index.ts') }]).length, 0)
   assert.equal(doorViolations([{ file: inAlerts, text: text('./repository.ts') }]).length, 0)
@@ -83,4 +120,66 @@ test('the door check reports reaches past index.ts, and allows a module its own 
     doorViolations([{ file: unitOfIngest, text: text('../../../src/modules/devices/service.ts') }]).length,
     1,
   )
+})
+
+test('the door check also sees side-effect imports, export * and export … from', () => {
+  const reaches = [
+    "import '../devices/service.ts'\n",
+    "import type { Device } from '../devices/schemas.ts'\n",
+    "export * from '../devices/service.ts'\n",
+    "export { DevicesService } from '../devices/service.ts'\n",
+    "const m = await import('../devices/service.ts')\n",
+  ]
+  for (const reach of reaches)
+    assert.equal(doorViolations([{ file: inAlerts, text: reach }]).length, 1, reach)
+  assert.equal(doorViolations([{ file: inAlerts, text: "import './schemas.ts'\n" }]).length, 0)
+  assert.equal(doorViolations([{ file: inAlerts, text: "export * from '../devices/index.ts'\n" }]).length, 0)
+})
+
+test('the simulator check reports any import of src but platform/mqtt, and allows packages', () => {
+  const inSimulator = join(src, 'modules', 'simulator', 'probe.ts')
+  const count = (spec: string) => simulatorViolations([{ file: inSimulator, text: text(spec) }]).length
+  assert.equal(count('../devices/index.ts'), 1)
+  assert.equal(count('../../platform/db/index.ts'), 1)
+  assert.equal(count('../../config.ts'), 1)
+  assert.equal(simulatorViolations([{ file: inSimulator, text: "import '../../version.ts'\n" }]).length, 1)
+  assert.equal(count('../../platform/mqtt/index.ts'), 0)
+  assert.equal(count('./fleet.ts'), 0)
+  assert.equal(simulatorViolations([{ file: inSimulator, text: "import mqtt from 'mqtt'\n" }]).length, 0)
+  assert.equal(
+    simulatorViolations([{ file: inSimulator, text: "import { join } from 'node:path'\n" }]).length,
+    0,
+  )
+  // Files of other modules are not the simulator's business here.
+  assert.equal(simulatorViolations([{ file: inAlerts, text: text('../devices/index.ts') }]).length, 0)
+})
+
+test('the config check reports a module importing src/config, type-only imports included', () => {
+  const count = (file: string, source: string) => configViolations([{ file, text: source }]).length
+  assert.equal(count(inAlerts, "import type { Config } from '../../config.ts'\n"), 1)
+  assert.equal(count(inAlerts, "import { loadConfig } from '../../config/load.ts'\n"), 1)
+  assert.equal(count(inAlerts, "import '../../config.ts'\n"), 1)
+  assert.equal(count(inAlerts, "import type { AlertsConfig } from './alerts-config.ts'\n"), 0)
+  assert.equal(count(join(src, 'app.ts'), "import type { Config } from './config.ts'\n"), 0)
+  assert.equal(count(join(src, 'cli', 'token.ts'), "import { loadConfig } from '../config.ts'\n"), 0)
+})
+
+test('the cycle check finds a cycle, and none in a chain', () => {
+  const chain = new Map([
+    ['a', ['b']],
+    ['b', ['c']],
+    ['c', []],
+  ])
+  assert.deepEqual(cyclesOf(chain), [])
+  const loop = new Map([
+    ['a', ['b']],
+    ['b', ['c']],
+    ['c', ['a']],
+    ['d', ['a']],
+  ])
+  assert.deepEqual(
+    cyclesOf(loop).map((c) => c.sort()),
+    [['a', 'b', 'c']],
+  )
+  assert.deepEqual(cyclesOf(new Map([['a', ['a']]])), [['a']])
 })

@@ -108,3 +108,47 @@ test('alert webhooks are always signed: ALERT_WEBHOOK_URLS needs ALERT_WEBHOOK_S
   })
   assert.equal(ok.ALERT_RETRY_MAX_MS, 300_000)
 })
+
+test('S3 keys come as a pair: one without the other names the missing one', () => {
+  assert.throws(
+    () => loadConfig({ S3_BUCKET: 'archive', S3_ACCESS_KEY_ID: 'key' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.deepEqual(error.problems, [
+        'S3_SECRET_ACCESS_KEY: required when S3_ACCESS_KEY_ID or S3_SECRET_ACCESS_KEY is set',
+      ])
+      return true
+    },
+  )
+  assert.throws(() => loadConfig({ S3_SECRET_ACCESS_KEY: 'secret' }), /S3_ACCESS_KEY_ID: required/)
+  assert.equal(loadConfig({ S3_ACCESS_KEY_ID: 'key', S3_SECRET_ACCESS_KEY: 'secret' }).S3_REGION, 'us-east-1')
+})
+
+test("the embedded broker's TLS listener needs its files; external brokers ignore them", () => {
+  assert.throws(
+    () => loadConfig({ MQTT_DEVICE_AUTH: 'mtls' }),
+    /MQTT_DEVICE_AUTH=mtls needs MQTT_TLS_PORT, MQTT_TLS_CERT, MQTT_TLS_KEY, MQTT_TLS_CA/,
+  )
+  assert.throws(
+    () => loadConfig({ MQTT_TLS_PORT: '8883', MQTT_TLS_CERT: 'cert.pem' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.deepEqual(error.problems, ['MQTT_TLS_KEY: required when MQTT_TLS_PORT is set'])
+      return true
+    },
+  )
+  assert.throws(
+    () =>
+      loadConfig({
+        MQTT_DEVICE_AUTH: 'mtls',
+        MQTT_TLS_PORT: '8883',
+        MQTT_TLS_CERT: 'cert.pem',
+        MQTT_TLS_KEY: 'key.pem',
+      }),
+    /MQTT_TLS_CA: required when MQTT_DEVICE_AUTH=mtls/,
+  )
+  assert.equal(
+    loadConfig({ MQTT_URL: 'mqtt://broker:1883', MQTT_DEVICE_AUTH: 'mtls' }).MQTT_TLS_PORT,
+    undefined,
+  )
+})

@@ -606,7 +606,7 @@ describe('simulator', () => {
       [
         '--import',
         'tsx',
-        'src/modules/simulator/cli.ts',
+        'src/cli/simulate.ts',
         ...[
           '--mqtt',
           url,

@@ -1,32 +1,20 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 import { type AlertTargets, targetNames } from './alert-events.ts'
+import type { AlertsConfig } from './alerts-config.ts'
 import { AlertDeliveryWorker } from './delivery-worker.ts'
 import { alertRoutes } from './routes.ts'
 import { AlertsService } from './service.ts'
 
+export type { AlertsConfig } from './alerts-config.ts'
 export type { Alert, Severity } from './schemas.ts'
 export { AlertsService, type SystemAlert } from './service.ts'
 
-type DeliveryConfig = Pick<
-  Config,
-  | 'ALERT_WEBHOOK_URLS'
-  | 'ALERT_WEBHOOK_SECRET'
-  | 'ALERTMANAGER_URL'
-  | 'ALERTMANAGER_RESEND_S'
-  | 'ALERT_UPDATE_NOTIFY_S'
-  | 'ALERT_DELIVERY_POLL_MS'
-  | 'ALERT_RETRY_MIN_MS'
-  | 'ALERT_RETRY_MAX_MS'
-  | 'ALERT_DELIVERY_TIMEOUT_MS'
->
-
 export interface AlertsModuleOptions {
   /** Delivery of alert events (webhooks, Alertmanager); absent = the dashboard only. */
-  config?: DeliveryConfig
+  config?: AlertsConfig
   log?: FastifyBaseLogger
 }
 

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { DevicesService } from '../devices/index.ts'
+import type { ArchiveConfig } from './archive-config.ts'
 import type { ArchiveStore } from './archive-store.ts'
 import { archiveRoot, FsArchiveStore } from './fs-archive.ts'
 import { archiveRoutes } from './routes.ts'
-import { createS3ArchiveStore, type S3Config } from './s3-archive.ts'
+import { createS3ArchiveStore } from './s3-archive.ts'
 
+export type { ArchiveConfig } from './archive-config.ts'
 export {
   type ArchiveObject,
   type ArchiveStore,
@@ -19,7 +21,7 @@ export interface ArchiveModuleOptions {
   dataDir: string
   devices: DevicesService
   /** S3_BUCKET set selects the S3 adapter. */
-  config: S3Config
+  config: ArchiveConfig
 }
 
 /** Builds the archive module: the raw-message store (S3, else files under DATA_DIR/archive) and its routes. */

@@ -9,30 +9,16 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3'
-import { type Config, ConfigError } from '../../config.ts'
+import type { ArchiveConfig } from './archive-config.ts'
 import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
 import { CATEGORIES, checkArchiveKey, lastExpiredDay, timePart } from './archive-store.ts'
 import { type KeyPage, type ListPage, newestInCategory, readAll } from './s3-listing.ts'
 
-export type S3Config = Pick<
-  Config,
-  | 'S3_BUCKET'
-  | 'S3_ENDPOINT'
-  | 'S3_REGION'
-  | 'S3_ACCESS_KEY_ID'
-  | 'S3_SECRET_ACCESS_KEY'
-  | 'S3_FORCE_PATH_STYLE'
->
-
 const byKeyDesc = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0)
 
 /** The S3 client of the configuration: static keys when given, else the SDK's default credential chain. */
-export function createS3Client(config: S3Config): S3Client {
+export function createS3Client(config: ArchiveConfig): S3Client {
   const { S3_ACCESS_KEY_ID: accessKeyId, S3_SECRET_ACCESS_KEY: secretAccessKey } = config
-  if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
-    const missing = accessKeyId ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'
-    throw new ConfigError([`${missing}: required when S3_ACCESS_KEY_ID or S3_SECRET_ACCESS_KEY is set`])
-  }
   return new S3Client({
     region: config.S3_REGION,
     endpoint: config.S3_ENDPOINT,
@@ -219,6 +205,6 @@ export class S3ArchiveStore implements ArchiveStore {
 const checkKey = checkArchiveKey
 
 /** The S3 adapter of the configuration (S3_BUCKET set). */
-export function createS3ArchiveStore(config: S3Config, bucket: string): S3ArchiveStore {
+export function createS3ArchiveStore(config: ArchiveConfig, bucket: string): S3ArchiveStore {
   return new S3ArchiveStore(createS3Client(config), bucket, config.S3_REGION)
 }

@@ -2,7 +2,7 @@ import cors from '@fastify/cors'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
-import type { Config } from '../../config.ts'
+import type { AuthConfig } from './auth-config.ts'
 import { type Limiter, limitKey } from './guard.ts'
 
 /** API-friendly and fit for a same-origin dashboard and the API reference (/docs): their own scripts only, nothing framed, no plugins. */
@@ -20,7 +20,10 @@ const directives = {
 }
 
 /** Security headers, CORS (only when CORS_ORIGINS is set) and the rate limiter the guard calls. */
-export async function registerHardening(app: FastifyInstance, config: Config): Promise<Limiter | undefined> {
+export async function registerHardening(
+  app: FastifyInstance,
+  config: AuthConfig,
+): Promise<Limiter | undefined> {
   await app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives },
     // Browsers ignore HSTS over plain HTTP; behind TLS it pins this host only, not its subdomains.

@@ -1,14 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
+import type { AuthConfig } from './auth-config.ts'
 import { createGuard } from './guard.ts'
 import { registerHardening } from './hardening.ts'
 import { accessFor } from './policy.ts'
 import { tokenRoutes } from './routes.ts'
 import { TokenService } from './service.ts'
 
+export type { AuthConfig } from './auth-config.ts'
 export { UNAUTHENTICATED } from './guard.ts'
 export { type Access, accessFor, allows, POLICY, ROLES, type Role } from './policy.ts'
 export { type Principal, TOKEN_NOT_FOUND, type TokenInfo, TokenService } from './service.ts'
@@ -22,7 +23,7 @@ declare module 'fastify' {
 }
 
 /** For the OpenAPI document: does this route need a bearer token under this configuration? */
-export function securityOf(config: Config) {
+export function securityOf(config: Pick<AuthConfig, 'METRICS_TOKEN'>) {
   return (method: string, url: string): 'bearer' | 'public' => {
     const access = accessFor(method, url)
     return access === 'public' || (access === 'metrics' && !config.METRICS_TOKEN) ? 'public' : 'bearer'
@@ -34,7 +35,7 @@ export const TOKEN_CACHE_TTL_MS = 30_000
 
 export interface AuthModuleOptions {
   db: Kysely<Database>
-  config: Config
+  config: AuthConfig
   log: FastifyBaseLogger
 }
 

@@ -1,12 +1,12 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import type { MqttHub } from '../../platform/mqtt/index.ts'
 import type { AlertsService } from '../alerts/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 import { startBackground } from './background.ts'
 import { CommandKeys } from './command-keys.ts'
+import type { CommandsConfig } from './commands-config.ts'
 import { commandKeyRoutes } from './key-routes.ts'
 import { CommandOutbox } from './outbox.ts'
 import { commandRoutes } from './routes.ts'
@@ -15,6 +15,7 @@ import { CommandsService } from './service.ts'
 export { canonicalJson } from './canonical-json.ts'
 export { COMMAND_NAMES, type CommandName } from './command-params.ts'
 export { type CommandEnvelope, signCommand, verifyCommand } from './command-signature.ts'
+export type { CommandsConfig } from './commands-config.ts'
 export type { OtaStatusReport } from './ota-progress.ts'
 export type { AckResult, Command, CommandKey, CommandStatus, OtaProgress, OtaState } from './schemas.ts'
 export { type CommandAck, CommandsService } from './service.ts'
@@ -24,7 +25,7 @@ export interface CommandsModuleOptions {
   mqtt: MqttHub
   devices: DevicesService
   alerts: AlertsService
-  config: Config
+  config: CommandsConfig
   log: FastifyBaseLogger
 }
 

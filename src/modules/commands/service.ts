@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { conflict, notFound } from '../../platform/errors.ts'
 import { toIso } from '../../platform/schemas.ts'
@@ -9,6 +8,7 @@ import type { AlertsService } from '../alerts/index.ts'
 import type { DeviceConfig, DevicesService } from '../devices/index.ts'
 import type { CommandKeys } from './command-keys.ts'
 import { validateParams } from './command-params.ts'
+import type { CommandsConfig } from './commands-config.ts'
 import { advanceOta, judgeHello, type OtaStatusReport } from './ota-progress.ts'
 import type { CommandOutbox } from './outbox.ts'
 import * as repo from './repository.ts'
@@ -37,7 +37,7 @@ export interface CommandsDeps {
   db: Kysely<Database>
   devices: DevicesService
   alerts: AlertsService
-  config: Config
+  config: CommandsConfig
   log: FastifyBaseLogger
 }
 

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import type { AlertsService } from '../alerts/index.ts'
 import type { ArchiveStore } from '../archive/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 import type { TelemetryService } from '../telemetry/index.ts'
+import type { IngestConfig } from './ingest-config.ts'
 import { createIngestMetrics } from './ingest-metrics.ts'
 import { subscribeExternal, tapEmbedded } from './intake.ts'
 import { Journal } from './journal.ts'
@@ -16,13 +16,14 @@ import { IngestPipeline } from './pipeline.ts'
 import { type CommandSink, PlanEffects } from './plan-effects.ts'
 import { quarantineRoutes } from './quarantine-routes.ts'
 
+export type { IngestConfig } from './ingest-config.ts'
 export { INGEST_TOPICS } from './intake.ts'
 export { Journal } from './journal.ts'
 export { type ParseLimits, parseMessage, Rejected } from './parse-message.ts'
 export type { CommandSink } from './plan-effects.ts'
 
 export interface IngestModuleOptions {
-  config: Config
+  config: IngestConfig
   db: Kysely<Database>
   devices: DevicesService
   alerts: AlertsService

@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { measurementCount } from '../telemetry/index.ts'
 import { DeviceRateLimiter } from './device-rate.ts'
 import { type FlushPlan, type PendingRecord, planFlush, preParse } from './flush-plan.ts'
 import { confirmGaps } from './gap-claims.ts'
+import type { IngestConfig } from './ingest-config.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { Journal } from './journal.ts'
 import { Lru } from './lru.ts'
@@ -27,7 +27,7 @@ type Done = (error?: Error) => void
 export type AckTiming = 'durable' | 'now'
 
 export interface PipelineOptions {
-  config: Config
+  config: IngestConfig
   db: Kysely<Database>
   journal: Journal
   metrics: IngestMetrics

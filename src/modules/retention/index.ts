@@ -1,19 +1,20 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Config } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { toIso } from '../../platform/schemas.ts'
 import type { ArchiveStore } from '../archive/index.ts'
 import { listDayPartitions } from './partitions.ts'
+import type { RetentionConfig } from './retention-config.ts'
 import { RETENTION_JOB, RetentionJob, type RetentionPolicy } from './retention-job.ts'
 import { RetentionResponse } from './schemas.ts'
 
+export type { RetentionConfig } from './retention-config.ts'
 export { RetentionJob, type RetentionRun } from './retention-job.ts'
 
 export interface RetentionModuleOptions {
   db: Kysely<Database>
   archive: ArchiveStore
-  config: Config
+  config: RetentionConfig
   log: FastifyBaseLogger
 }
 

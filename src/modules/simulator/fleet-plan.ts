@@ -1,22 +1,5 @@
-import type { Config } from '../../config.ts'
-import type { DeviceCreate } from '../devices/index.ts'
+import type { SimulatorConfig } from './simulator-config.ts'
 import { AC_SYSTEMS, DC_SYSTEMS, SUPPLY_SYSTEMS, type VoltageSystem } from './supply-systems.ts'
-
-/** The SIMULATOR_* part of the configuration. */
-export type SimulatorConfig = Pick<
-  Config,
-  | 'SIMULATOR_DEVICES'
-  | 'SIMULATOR_AC_SHARE'
-  | 'SIMULATOR_SEND_INTERVAL_S'
-  | 'SIMULATOR_HELLO_INTERVAL_S'
-  | 'SIMULATOR_SAMPLING_MS'
-  | 'SIMULATOR_SEED'
-  | 'SIMULATOR_DUPLICATE_RATE'
-  | 'SIMULATOR_DROP_RATE'
-  | 'SIMULATOR_REORDER_RATE'
-  | 'SIMULATOR_REBOOT_EVERY_S'
-  | 'SIMULATOR_ID_PREFIX'
->
 
 export interface MeterIdentity {
   /** 1-based position in the fleet; part of the id and of the seed. */
@@ -33,6 +16,18 @@ export interface MeterConfig {
   hello_interval_s: number
   /** Broker URLs (mqtt://host:port). */
   brokers: string[]
+}
+
+/**
+ * A meter's registration, the body of POST /api/devices: declared here, not imported from the
+ * devices module, because the simulator shares nothing with the server but MQTT and that API.
+ */
+export interface MeterRegistration {
+  device_id: string
+  device_name: string
+  device_type: string
+  location: string
+  metadata: Record<string, unknown>
 }
 
 export const FACTORY_FW_VERSION = '1.4.2'
@@ -74,7 +69,7 @@ export function provisionedConfig(config: SimulatorConfig, brokers: string[]): M
 }
 
 /** The registration of a meter (POST /api/devices body): identity, supply, accuracy class, configuration. */
-export function registrationOf(identity: MeterIdentity, config: MeterConfig): DeviceCreate {
+export function registrationOf(identity: MeterIdentity, config: MeterConfig): MeterRegistration {
   const supply = SUPPLY_SYSTEMS[identity.system]
   const number = identity.device_id.slice(identity.device_id.lastIndexOf('-') + 1)
   return {

@@ -1,24 +1,30 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
-import type { Config } from '../../config.ts'
-import type { DevicesService } from '../devices/index.ts'
 import type { KeyProvider } from './command-processor.ts'
 import { Fleet, type SecretProvider } from './fleet.ts'
-import type { SimulatorConfig } from './fleet-plan.ts'
 import { createSimulatorMetrics } from './metrics.ts'
-import { facadeRegistrar } from './registration.ts'
+import { type DeviceDirectory, facadeRegistrar } from './registration.ts'
 import type { MeterTiming } from './simulated-meter.ts'
+import type { SimulatorConfig } from './simulator-config.ts'
 
 export type { KeyProvider } from './command-processor.ts'
 export { canonicalJson, signCommand, verifyCommand } from './command-signature.ts'
 export { DutyCycle, type Phase } from './duty-cycle.ts'
 export { Fleet, type FleetStats, type SecretProvider } from './fleet.ts'
-export { type MeterConfig, type MeterIdentity, planFleet, type SimulatorConfig } from './fleet-plan.ts'
+export {
+  type MeterConfig,
+  type MeterIdentity,
+  type MeterRegistration,
+  planFleet,
+} from './fleet-plan.ts'
 export { MAX_MEASUREMENTS, type Measurement } from './messages.ts'
 export { activePower, MeterPhysics, type PhysicsSample } from './meter-physics.ts'
+export { createSimulatorMetrics } from './metrics.ts'
+export { type DeviceDirectory, httpRegistrar, type Registrar } from './registration.ts'
 export { mixSeed, SeededRandom } from './seeded-random.ts'
 export { SequenceCounter } from './sequence.ts'
 export type { SimulatedMeter } from './simulated-meter.ts'
+export type { SimulatorConfig } from './simulator-config.ts'
 export { SUPPLY_SYSTEMS, type SupplySystem, type VoltageSystem } from './supply-systems.ts'
 
 export interface SimulatorModuleOptions {
@@ -29,7 +35,7 @@ export interface SimulatorModuleOptions {
   /** The registry the metrics go on: the app's (fastify-metrics) in plugin mode. */
   metrics?: Registry
   /** Registers the meters before they connect; none = they are expected to be registered. */
-  devices?: Pick<DevicesService, 'find' | 'create'>
+  devices?: DeviceDirectory
   /** The command key of a device; without one, commands are accepted unverified. */
   keyFor?: KeyProvider
   /** Where each meter keeps the cmd_ids it executed (replay protection); none = in memory. */
@@ -41,7 +47,7 @@ export interface SimulatorModuleOptions {
 }
 
 /** The brokers of the process: MQTT_URL's list, or the embedded broker. */
-export function simulatorBrokerUrls(config: Pick<Config, 'MQTT_URL'>, embeddedPort?: number): string[] {
+export function simulatorBrokerUrls(config: { readonly MQTT_URL?: string }, embeddedPort?: number): string[] {
   if (config.MQTT_URL) return config.MQTT_URL.split(',').map((u) => u.trim())
   if (embeddedPort === undefined) throw new Error('simulator: no MQTT_URL and no embedded broker')
   return [`mqtt://127.0.0.1:${embeddedPort}`]

@@ -1,10 +1,16 @@
-import type { DeviceCreate, DevicesService } from '../devices/index.ts'
+import type { MeterRegistration } from './fleet-plan.ts'
+
+/** What plugin mode needs of the device registry (the devices module's facade fits). */
+export interface DeviceDirectory {
+  find(deviceId: string): Promise<unknown>
+  create(registration: MeterRegistration): Promise<unknown>
+}
 
 /** Registers one meter; an already registered device is fine and left as it is. */
-export type Registrar = (registration: DeviceCreate) => Promise<void>
+export type Registrar = (registration: MeterRegistration) => Promise<void>
 
 /** Plugin mode: through the devices module's facade. */
-export function facadeRegistrar(devices: Pick<DevicesService, 'find' | 'create'>): Registrar {
+export function facadeRegistrar(devices: DeviceDirectory): Registrar {
   return async (registration) => {
     if (await devices.find(registration.device_id)) return
     try {

@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import { type Config, ConfigError } from '../../config.ts'
 import type { Database } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
 import { DEFAULT_DEVICE_CONFIG, type DevicesService } from '../devices/index.ts'
@@ -12,6 +11,7 @@ import { refreshRollups } from './rollups.ts'
 import { metricsRoutes } from './routes.ts'
 import { TelemetryService } from './service.ts'
 import type { TelemetryStore } from './store.ts'
+import type { TelemetryConfig } from './telemetry-config.ts'
 import { parseDuration } from './time-range.ts'
 
 export { type Datagram, type Measurement, measurementCount, toDatagram } from './datagram.ts'
@@ -35,28 +35,25 @@ export { type DerivedPower, derivePower, type ElectricalValues, reactiveSign } f
 export { gapRecorded, type SeqRun, storedSeqs } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+export type { TelemetryConfig } from './telemetry-config.ts'
 export { parseDuration, parseTimePoint } from './time-range.ts'
 export { isAbsurd, toBaseUnit } from './units.ts'
 
 export interface TelemetryModuleOptions {
   db: Kysely<Database>
   devices: DevicesService
-  config: Config
+  config: TelemetryConfig
   log: FastifyBaseLogger
   /** How long after its end (and its last mark) an interval is recomputed in the background; 60 s. */
   energySettleMs?: number
 }
 
-/** InfluxDB 2 when INFLUX_URL is set (all four INFLUX_* variables then required), else PostgreSQL/PGlite. */
-function createStore(config: Config, db: Kysely<Database>, devices: DevicesService): TelemetryStore {
+/** InfluxDB 2 when INFLUX_URL is set (the configuration checks all four INFLUX_* variables), else PostgreSQL/PGlite. */
+function createStore(config: TelemetryConfig, db: Kysely<Database>, devices: DevicesService): TelemetryStore {
   const { INFLUX_URL: url, INFLUX_TOKEN: token, INFLUX_ORG: org, INFLUX_BUCKET: bucket } = config
   if (!url) return new PostgresTelemetryStore(db)
-  if (!token || !org || !bucket) {
-    const missing = Object.entries({ INFLUX_TOKEN: token, INFLUX_ORG: org, INFLUX_BUCKET: bucket })
-    throw new ConfigError(
-      missing.filter(([, v]) => !v).map(([name]) => `${name}: required when INFLUX_URL is set`),
-    )
-  }
+  if (!token || !org || !bucket)
+    throw new Error('INFLUX_URL needs INFLUX_TOKEN, INFLUX_ORG and INFLUX_BUCKET')
   // The devices table is the devices module's: ask its facade.
   const deviceIdOf = (pk: number) => devices.deviceIdByPk(pk)
   return new InfluxTelemetryStore({ url, token, org, bucket, deviceIdOf })

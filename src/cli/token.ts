@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from '../../config.ts'
-import { connectDatabase, migrateToLatest } from '../../platform/db/index.ts'
-import { ROLES, type Role } from './policy.ts'
-import { TOKEN_NOT_FOUND, TokenService } from './service.ts'
+import { ConfigError, loadConfig } from '../config.ts'
+import { ROLES, type Role, TOKEN_NOT_FOUND, TokenService } from '../modules/auth/index.ts'
+import { connectDatabase, migrateToLatest } from '../platform/db/index.ts'
 
 const USAGE = `npm run token -- <command>
 

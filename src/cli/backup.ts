@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, ConfigError, loadConfig } from '../../config.ts'
+import { type Config, ConfigError, loadConfig } from '../config.ts'
 import {
   backupKindOf,
   backupPglite,
@@ -9,7 +9,7 @@ import {
   restorePglite,
   restorePostgres,
   writeAtomically,
-} from '../../platform/db/backup.ts'
+} from '../platform/db/backup.ts'
 
 const USAGE = `npm run backup -- --out FILE [--server URL] [--token TOKEN]
 npm run restore -- FILE [--force]

@@ -1,11 +1,14 @@
 import pino from 'pino'
 import { Registry } from 'prom-client'
-import { type Config, ConfigError, loadConfig } from '../../config.ts'
-import { type CliArgs, parseCliArgs, USAGE } from './cli-args.ts'
-import { Fleet, type FleetStats } from './fleet.ts'
-import { simulatorBrokerUrls } from './index.ts'
-import { createSimulatorMetrics } from './metrics.ts'
-import { httpRegistrar } from './registration.ts'
+import { type Config, ConfigError, loadConfig } from '../config.ts'
+import {
+  createSimulatorMetrics,
+  Fleet,
+  type FleetStats,
+  httpRegistrar,
+  simulatorBrokerUrls,
+} from '../modules/simulator/index.ts'
+import { type CliArgs, parseCliArgs, USAGE } from './simulate-args.ts'
 
 /** The load generator: the same simulated meters as the plugin, against brokers and an API elsewhere. */
 const out = (line: string) => process.stdout.write(`${line}\n`)

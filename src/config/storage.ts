@@ -1,0 +1,42 @@
+import { Type } from 'typebox'
+import { oneOf } from './schema-helpers.ts'
+
+/** Production engines and energy: InfluxDB 2, the S3 archive, energy registers (modules telemetry and archive). */
+export const storageSettings = {
+  INFLUX_URL: Type.Optional(
+    Type.String({ pattern: '^https?://', description: 'InfluxDB 2 URL; unset = PostgreSQL' }),
+  ),
+  INFLUX_TOKEN: Type.Optional(
+    Type.String({
+      description:
+        'InfluxDB API token, limited to the bucket (influx auth create --read-bucket --write-bucket)',
+      minLength: 1,
+    }),
+  ),
+  INFLUX_ORG: Type.Optional(Type.String({ description: 'InfluxDB organisation', minLength: 1 })),
+  INFLUX_BUCKET: Type.Optional(Type.String({ description: 'InfluxDB bucket', minLength: 1 })),
+  S3_BUCKET: Type.Optional(
+    Type.String({
+      pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+      description: 'archive bucket; unset = files',
+    }),
+  ),
+  S3_ENDPOINT: Type.Optional(
+    Type.String({ description: 'S3-compatible endpoint (MinIO…); unset = AWS', pattern: '^https?://' }),
+  ),
+  S3_REGION: Type.String({ description: 'S3 region', minLength: 1, default: 'us-east-1' }),
+  S3_ACCESS_KEY_ID: Type.Optional(
+    Type.String({ description: 'access key of the archive (allowed only S3_BUCKET)', minLength: 1 }),
+  ),
+  S3_SECRET_ACCESS_KEY: Type.Optional(
+    Type.String({ description: 'secret of S3_ACCESS_KEY_ID', minLength: 1 }),
+  ),
+  S3_FORCE_PATH_STYLE: Type.Boolean({
+    description: 'path-style URLs (http://host/bucket/key): MinIO needs them, AWS works either way',
+    default: true,
+  }),
+  ENERGY_INTERVAL: oneOf(['5m', '15m', '1h'], '5m', 'register interval of the stored energy profile'),
+  ENERGY_MAX_GAP_S: Type.Optional(
+    Type.Number({ exclusiveMinimum: 0, maximum: 86400, description: 'default: 5 × the sampling cadence' }),
+  ),
+}
