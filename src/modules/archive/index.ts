@@ -5,6 +5,7 @@ import { archiveRoot, FsArchiveStore } from './fs-archive.ts'
 import { archiveRoutes } from './routes.ts'
 import { createS3ArchiveStore, type S3Config } from './s3-archive.ts'
 
+export { type ArchiveBatch, ArchiveBuffer } from './archive-buffer.ts'
 export {
   type ArchiveObject,
   type ArchiveStore,
