@@ -14,7 +14,7 @@ export const recordBytes = (r: { topic: string; payload: Buffer }) =>
 export class PendingQueue {
   private records: PendingRecord[] = []
   private bytes = 0
-  private inFlush = 0
+  private flushCount = 0
   private inFlushBytes = 0
 
   /** Messages waiting for a batch. */
@@ -24,7 +24,7 @@ export class PendingQueue {
 
   /** Messages waiting plus those of the batch being stored. */
   get count(): number {
-    return this.records.length + this.inFlush
+    return this.records.length + this.flushCount
   }
 
   /** Memory held by both (see recordBytes). */
@@ -32,8 +32,9 @@ export class PendingQueue {
     return this.bytes + this.inFlushBytes
   }
 
-  get flushing(): number {
-    return this.inFlush
+  /** Messages of the batch being stored. */
+  get inFlush(): number {
+    return this.flushCount
   }
 
   push(record: PendingRecord): void {
@@ -47,7 +48,7 @@ export class PendingQueue {
     let bytes = 0
     for (const r of batch) bytes += recordBytes(r)
     this.bytes -= bytes
-    this.inFlush = batch.length
+    this.flushCount = batch.length
     this.inFlushBytes = bytes
     return batch
   }
@@ -55,7 +56,7 @@ export class PendingQueue {
   /** The batch is stored, or (not stored) goes back to the front for the next try. */
   finish(batch: PendingRecord[], stored: boolean): void {
     const bytes = this.inFlushBytes
-    this.inFlush = 0
+    this.flushCount = 0
     this.inFlushBytes = 0
     if (stored) return
     this.records.unshift(...batch)

@@ -151,7 +151,7 @@ export class IngestPipeline {
     while ((this.inflight > 0 || flush.running || checkpoint.running) && Date.now() < deadline) {
       if (!flush.running) void flush.run()
       // The records are stored; what remains is the checkpoint that lets the journal forget them.
-      if (!flush.running && queue.waiting === 0 && queue.flushing === 0) checkpoint.start(true)
+      if (!flush.running && queue.waiting === 0 && queue.inFlush === 0) checkpoint.start(true)
       await new Promise((r) => setTimeout(r, 20))
     }
     await checkpoint.running
