@@ -6,6 +6,7 @@ import { archiveRoot, FsArchiveStore } from './fs-archive.ts'
 import { archiveRoutes } from './routes.ts'
 import { createS3ArchiveStore } from './s3-archive.ts'
 
+export { type ArchiveBatch, ArchiveBuffer } from './archive-buffer.ts'
 export type { ArchiveConfig } from './archive-config.ts'
 export {
   type ArchiveObject,

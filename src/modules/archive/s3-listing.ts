@@ -1,3 +1,4 @@
+import { keyTime, timeKey } from './archive-key.ts'
 import type { ArchiveObject } from './archive-store.ts'
 
 /** One ListObjectsV2 page: keys ascending, as S3 returns them. */
@@ -14,22 +15,6 @@ export type ListPage = (request: {
 }) => Promise<KeyPage>
 
 const HOUR = 3_600_000
-const pad = (n: number, width = 2) => String(n).padStart(width, '0')
-
-/** `YYYY/MM/DD/HHmmssSSS` of a time: the part of a key after `{device}/{category}/` that orders it. */
-export function timeKey(ms: number): string {
-  const d = new Date(ms)
-  return `${pad(d.getUTCFullYear(), 4)}/${pad(d.getUTCMonth() + 1)}/${pad(d.getUTCDate())}/${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}${pad(d.getUTCMilliseconds(), 3)}`
-}
-
-/** The time a key's time part stands for, or undefined when it does not follow the layout. */
-function keyTime(timePart: string): number | undefined {
-  const m = /^(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})(\d{2})(\d{2})(\d{3})/.exec(timePart)
-  if (!m) return undefined
-  const [y, mo, d, h, mi, s, ms] = m.slice(1).map(Number) as number[]
-  return Date.UTC(y as number, (mo as number) - 1, d, h, mi, s, ms)
-}
-
 /** The end of the year, month or day a prefix's time part names completely ("2026/11" → 2026-12-01). */
 function periodEnd(timePart: string): number | undefined {
   const m = /^(\d{4})(?:\/(\d{2})(?:\/(\d{2}))?)?/.exec(timePart)

@@ -1,9 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AlertsService } from '../alerts/index.ts'
-import type { ArchiveStore } from '../archive/index.ts'
+import { ArchiveBuffer, type ArchiveStore } from '../archive/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 import type { TelemetryService } from '../telemetry/index.ts'
-import { ArchiveBuffer } from './archive-buffer.ts'
 import type { FlushPlan } from './flush-plan.ts'
 import type { ParsedMessage } from './parse-message.ts'
 

@@ -1,17 +1,10 @@
+import { decodeDigests, encodeDigests, type MissingRange, type SeqWindowState } from './seq-window-state.ts'
+
 const SEQ_MOD = 2 ** 32
 const HALF = 2 ** 31
 const MAX_HOLES = 256
 
-/** Seqs that have not arrived (yet), between two that did; they become a gap after a grace period. */
-export interface MissingRange {
-  from: number
-  to: number
-  /** ts of the messages around the hole (ms), for the gap record. */
-  fromTs: number
-  toTs: number
-  /** When the hole was first noticed (server clock, ms). */
-  since: number
-}
+export type { MissingRange, SeqWindowState } from './seq-window-state.ts'
 
 /**
  * accept: new, in order or filling a hole still in grace; late: new, behind the window or of the
@@ -19,28 +12,6 @@ export interface MissingRange {
  * content (kept and counted); duplicate: a copy (same seq, same payload digest) — dropped.
  */
 export type SeqVerdict = 'accept' | 'late' | 'conflict' | 'duplicate'
-
-interface BootState {
-  high: number
-  highTs: number
-  bootSeq: number
-  bootTs: number
-  /** base64 of the Uint32Array of digests (null once no longer kept). */
-  digests: string | null
-}
-
-export interface SeqWindowState {
-  version: 2
-  high: number
-  highTs: number
-  bootSeq: number
-  bootTs: number
-  digests: string
-  missing: MissingRange[]
-  prev: BootState | null
-  uptime: number | null
-  expectReboot: boolean
-}
 
 interface Boot {
   high: number
@@ -55,8 +26,6 @@ const before = (a: number, b: number) => {
   const d = (b - a + SEQ_MOD) % SEQ_MOD
   return d > 0 && d < HALF
 }
-
-const encode = (d: Uint32Array) => Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64')
 
 /**
  * The dedup window of one device over its `seq` (PROTOCOL.md). A copy is recognised by its
@@ -261,9 +230,9 @@ export class SeqWindow {
       highTs: this.highTs,
       bootSeq: this.bootSeq,
       bootTs: this.bootTs,
-      digests: encode(this.digests),
+      digests: encodeDigests(this.digests),
       missing: this.missing,
-      prev: p && { ...p, digests: p.digests && encode(p.digests) },
+      prev: p && { ...p, digests: p.digests && encodeDigests(p.digests) },
       uptime: this.uptime,
       expectReboot: this.expectReboot,
     }
@@ -272,16 +241,7 @@ export class SeqWindow {
   static fromState(size: number, state: Partial<SeqWindowState> | null | undefined): SeqWindow {
     const w = new SeqWindow(size)
     if (!state || typeof state.high !== 'number') return w
-    const digests = (b64: string | null | undefined) => {
-      if (typeof b64 !== 'string') return new Uint32Array(size)
-      const raw = Buffer.from(b64, 'base64')
-      // A window saved with another size (or the bitmap of version 1) starts afresh: a copy then
-      // passes as new, and the store's key (device, t0, seq) still keeps it from counting twice.
-      if (raw.length !== size * 4) return new Uint32Array(size)
-      const out = new Uint32Array(size)
-      out.set(new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)))
-      return out
-    }
+    const digests = (b64: string | null | undefined) => decodeDigests(size, b64)
     const v2 = state.version === 2
     w.high = state.high
     w.highTs = state.highTs ?? 0

@@ -1,15 +1,5 @@
-import { type ArchiveStore, InvalidArchiveKey } from '../archive/index.ts'
-import type { Category } from './parse-message.ts'
-
-const pad = (n: number, width = 2) => String(n).padStart(width, '0')
-
-/** `{device_id}/{category}/{YYYY}/{MM}/{DD}/{HHmmssSSS}-{run}-{n}.ndjson` */
-export function archiveKey(deviceId: string, category: string, at: number, runId: string, n: number): string {
-  const d = new Date(at)
-  const day = `${d.getUTCFullYear()}/${pad(d.getUTCMonth() + 1)}/${pad(d.getUTCDate())}`
-  const time = `${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}${pad(d.getUTCMilliseconds(), 3)}`
-  return `${deviceId}/${category}/${day}/${time}-${runId}-${n.toString(36)}.ndjson`
-}
+import { archiveKey } from './archive-key.ts'
+import { type ArchiveStore, type Category, InvalidArchiveKey } from './archive-store.ts'
 
 const NL = Buffer.from('\n')
 /** What a buffered line costs besides its bytes (the Buffer object, the array slot), roughly. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { ArchiveBuffer } from '../../../src/modules/archive/archive-buffer.ts'
 import { FsArchiveStore } from '../../../src/modules/archive/index.ts'
-import { ArchiveBuffer } from '../../../src/modules/ingest/archive-buffer.ts'
 import { tempDir } from '../../helpers/env.ts'
 
 // Issue 16 row 2: one line under a key no store takes (a legacy device id `..`) failed every
