@@ -1,3 +1,4 @@
+import { ConflictError } from '../../platform/domain-errors.ts'
 import type { DeviceCreate, DevicesService } from '../devices/index.ts'
 
 /** Registers one meter; an already registered device is fine and left as it is. */
@@ -10,7 +11,7 @@ export function facadeRegistrar(devices: Pick<DevicesService, 'find' | 'create'>
     try {
       await devices.create(registration)
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode !== 409) throw error
+      if (!(error instanceof ConflictError)) throw error
     }
   }
 }
