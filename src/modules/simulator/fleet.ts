@@ -8,9 +8,10 @@ import {
   type SimulatorConfig,
 } from './fleet-plan.ts'
 import type { CommandResult, PublishedType } from './messages.ts'
+import type { MeterTiming } from './meter-options.ts'
 import type { SimulatorMetrics } from './metrics.ts'
 import type { Registrar } from './registration.ts'
-import { type MeterTiming, SimulatedMeter } from './simulated-meter.ts'
+import { SimulatedMeter } from './simulated-meter.ts'
 
 /** The MQTT password of a meter (username = device id), or undefined to connect without one. */
 export type SecretProvider = (deviceId: string) => Promise<string | undefined>
