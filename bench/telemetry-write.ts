@@ -15,6 +15,7 @@ import { type Datagram, PostgresTelemetryStore, toDatagram } from '../src/module
 import { connectDatabase, type Database, migrateToLatest } from '../src/platform/db/index.ts'
 import { createSchema, tempDir } from '../test/helpers/env.ts'
 import { datagram } from './lib/load.ts'
+import { ValuesTelemetryStore } from './lib/values-insert.ts'
 
 const DEVICES = 1000
 const BATCH = 1000
@@ -75,7 +76,10 @@ async function benchEngine(db: Kysely<Database>, engine: string, backendPid: num
   const { rows } = await sql<{ id: number }>`select id from devices order by id`.execute(db)
   const pks = rows.map((r) => Number(r.id))
   const stores = Object.fromEntries(
-    STATEMENTS.map((s) => [s, new PostgresTelemetryStore(db, { writeStatement: s })]),
+    STATEMENTS.map((s) => [
+      s,
+      s === 'values' ? new ValuesTelemetryStore(db) : new PostgresTelemetryStore(db),
+    ]),
   ) as Record<Statement, PostgresTelemetryStore>
 
   for (const decimals of [false, true]) {

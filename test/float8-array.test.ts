@@ -2,18 +2,14 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import { type Kysely, sql } from 'kysely'
-import {
-  type Datagram,
-  type PostgresStoreOptions,
-  PostgresTelemetryStore,
-  parseFloat8Array,
-} from '../src/modules/telemetry/index.ts'
+import { ValuesTelemetryStore } from '../bench/lib/values-insert.ts'
+import { type Datagram, PostgresTelemetryStore, parseFloat8Array } from '../src/modules/telemetry/index.ts'
 import { connectDatabase, type Database, migrateToLatest } from '../src/platform/db/index.ts'
 import { createSchema, realDatabaseUrl, tempDir, uniqueName } from './helpers/env.ts'
 
 /**
  * The float8[] columns go out in PostgreSQL's binary array format (inside binary records, or as
- * parameters of their own with writeStatement 'values') and come back as text parsed by the store
+ * parameters of their own with bench/lib/values-insert.ts) and come back as text parsed by the store
  * itself. Both must keep every double exactly, on PGlite and on PostgreSQL.
  */
 
@@ -56,7 +52,7 @@ function datagramOf(devicePk: number, values: Datagram['values']): Datagram {
 }
 
 const ENGINE = realDatabaseUrl ? 'PostgreSQL' : 'PGlite'
-const WRITE_STATEMENTS: NonNullable<PostgresStoreOptions['writeStatement']>[] = ['records', 'values']
+const WRITE_STATEMENTS = ['records', 'values'] as const
 
 for (const writeStatement of WRITE_STATEMENTS)
   describe(`float8[] columns of the telemetry store (${ENGINE}, ${writeStatement})`, () => {
@@ -79,7 +75,7 @@ for (const writeStatement of WRITE_STATEMENTS)
       const { rows } = await sql<{ id: number }>`
       insert into devices (device_id, device_name) values (${id}, ${id}) returning id`.execute(db)
       pk = Number(rows[0]?.id)
-      store = new PostgresTelemetryStore(db, { writeStatement })
+      store = writeStatement === 'values' ? new ValuesTelemetryStore(db) : new PostgresTelemetryStore(db)
       cleanup = async () => {
         await db.destroy()
         await schema?.drop()

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import Fastify from 'fastify'
-import { installErrorHandler, notFound } from '../src/platform/errors.ts'
+import { NotFoundError } from '../src/platform/domain-errors.ts'
+import { installErrorHandler } from '../src/platform/errors.ts'
 import { build, type TestApp } from './helpers/build.ts'
 
 describe('health, readiness, metrics', () => {
@@ -72,7 +73,7 @@ describe('error handler', () => {
       throw new Error('syntax error at or near "select" in /srv/app/src/repository.ts:12')
     })
     app.get('/gone', async () => {
-      throw notFound('Thing not found')
+      throw new NotFoundError('Thing not found')
     })
     const boom = await app.inject({ url: '/boom' })
     assert.equal(boom.statusCode, 500)

@@ -18,6 +18,7 @@ import {
   derivePower,
   InfluxTelemetryStore,
   PostgresTelemetryStore,
+  type SeqRun,
   STORED_TYPES,
   type TelemetryStore,
   toDatagram,
@@ -149,6 +150,11 @@ interface WriteTarget {
    * idempotency is that the rewrite hit exactly the same series and timestamps with the same values.
    */
   copiesAfterRewrite: number
+  /**
+   * store.storedSeqs where the backing server answers it; VictoriaMetrics has no Flux, so there the
+   * seq series as written is read back and the run applied here (the Flux is tested on the stand-in).
+   */
+  seqs(deviceId: string, devicePk: number, run: SeqRun, expectedCount: number): Promise<Set<number>>
   close(): Promise<void>
 }
 
@@ -218,6 +224,32 @@ function writeContract(name: string, skip: string | false, open: () => Promise<W
       }
     })
 
+    test('storedSeqs: the seqs of a run, wrapping past 2^32 − 1, of this device, first sample within an hour before the run', async () => {
+      const id = uniqueName('seqs')
+      const pk = await target.device(id)
+      const otherId = uniqueName('seqs')
+      const other = await target.device(otherId)
+      const at = t0 - 3_600_000
+      const one = (devicePk: number, deviceId: string, seq: number, t: number) =>
+        toDatagram(devicePk, deviceId, seq, [{ t, type: 'battery', val: 12 }])
+      await target.store.write([
+        one(pk, id, 4_294_967_294, at - 20_000), // more than an hour before the run's first envelope
+        one(pk, id, 4_294_967_295, at),
+        one(pk, id, 0, at + 1000),
+        one(pk, id, 2, at + 3_600_000),
+        one(pk, id, 3, at + 3_700_000), // after the run's last envelope
+        one(other, otherId, 1, at + 2000),
+      ])
+      const run = { from: 4_294_967_294, to: 3, fromTs: at + 3_590_000, toTs: at + 3_600_000 }
+      assert.deepEqual(
+        [...(await target.seqs(id, pk, run, 5))].sort((a, b) => a - b),
+        [0, 2, 4_294_967_295],
+      )
+      const plain = { from: 1, to: 2, fromTs: at, toTs: at + 3_600_000 }
+      assert.deepEqual([...(await target.seqs(id, pk, plain, 5))], [2])
+      assert.deepEqual([...(await target.seqs(otherId, other, plain, 1))], [1])
+    })
+
     test('a large batch lands whole, and an empty one is a no-op', async () => {
       const id = uniqueName('meter')
       const pk = await target.device(id)
@@ -259,6 +291,7 @@ async function openPostgres(): Promise<WriteTarget & { db: Kysely<Database> }> {
     withUnits: false,
     copiesAfterRewrite: 1,
     device: (deviceId) => insertDevice(db, deviceId),
+    seqs: (_deviceId, devicePk, run) => store.storedSeqs(devicePk, run),
     async read(_deviceId, devicePk) {
       const out: StoredPoint[] = []
       const metrics = [...STORED_TYPES, ...DERIVED_TYPES, 'humidity']
@@ -330,12 +363,22 @@ async function freePort(): Promise<number> {
   return port
 }
 
+/** The seq series of one device (measurement iot_seq), as time and seq, polled until `count` are searchable. */
+async function exportSeqs(url: string, deviceId: string, count: number): Promise<StoredPoint[]> {
+  return exportPoints(url, deviceId, count, 'iot_seq_seq')
+}
+
 /** `/api/v1/export` of one device's series, polled until `count` points are searchable (~1 s after a write). */
-async function exportPoints(url: string, deviceId: string, count: number): Promise<StoredPoint[]> {
+async function exportPoints(
+  url: string,
+  deviceId: string,
+  count: number,
+  name = 'iot_telemetry_value',
+): Promise<StoredPoint[]> {
   const deadline = Date.now() + 20_000
   for (;;) {
     await fetch(`${url}/internal/force_flush`).catch(() => undefined)
-    const query = new URLSearchParams({ 'match[]': `{device_id="${deviceId}"}` })
+    const query = new URLSearchParams({ 'match[]': `{__name__="${name}",device_id="${deviceId}"}` })
     const text = await (await fetch(`${url}/api/v1/export?${query}`)).text()
     const points: StoredPoint[] = []
     for (const line of text.split('\n').filter(Boolean)) {
@@ -344,10 +387,11 @@ async function exportPoints(url: string, deviceId: string, count: number): Promi
         values: number[]
         timestamps: number[]
       }
-      assert.equal(series.metric.__name__, 'iot_telemetry_value')
+      assert.equal(series.metric.__name__, name)
       assert.equal(series.metric.device_id, deviceId)
-      const { metric, unit } = series.metric
-      assert.ok(metric, 'every series carries the metric tag')
+      const { metric = 'seq', unit } = series.metric
+      if (name === 'iot_telemetry_value')
+        assert.ok(series.metric.metric, 'every series carries the metric tag')
       series.values.forEach((value, i) => {
         points.push({ metric, unit, time: series.timestamps[i] as number, value })
       })
@@ -380,6 +424,13 @@ writeContract(
       copiesAfterRewrite: 2,
       device: async () => nextPk++,
       read: (deviceId, _pk, count) => exportPoints(vm.url, deviceId, count),
+      async seqs(deviceId, _pk, run, count) {
+        const inRun = (s: number) =>
+          run.from <= run.to ? s >= run.from && s <= run.to : s >= run.from || s <= run.to
+        const points = await exportSeqs(vm.url, deviceId, count)
+        const inTime = points.filter((p) => p.time >= run.fromTs - 3_600_000 && p.time <= run.toTs)
+        return new Set(inTime.map((p) => p.value).filter(inRun))
+      },
       async close() {
         await store.close()
         await vm.stop()
@@ -475,7 +526,9 @@ describe('InfluxDB adapter: write requests (stand-in server)', () => {
     assert.equal(request.url, '/api/v2/write?org=acme&bucket=telemetry&precision=ms')
     assert.equal(request.headers.authorization, 'Token secret-token')
     const lines = request.body.split('\n')
-    assert.equal(lines.length, expectedPoints(datagrams(7, 'meter-1', t0)).length)
+    // Every point, and one seq line per datagram (storedSeqs reads them).
+    assert.equal(lines.length, expectedPoints(datagrams(7, 'meter-1', t0)).length + 3)
+    assert.ok(lines.includes(`iot_seq,device_id=meter-1 seq=2i ${t0 + 20_000}`))
     assert.ok(lines.includes(`iot_telemetry,device_id=meter-1,metric=voltage_dc,unit=V value=750 ${t0}`))
     assert.ok(lines.includes(`iot_telemetry,device_id=meter-1,metric=power_active,unit=W value=225000 ${t0}`))
     assert.ok(lines.includes(`iot_telemetry,device_id=meter-1,metric=pf value=0.9 ${t0 + 20_000}`))
@@ -511,7 +564,9 @@ describe('InfluxDB adapter: write requests (stand-in server)', () => {
     await store.write([single])
     assert.deepEqual(
       influx.requests.map((r) => r.body),
-      [`iot_telemetry,device_id=meter-1,metric=battery,unit=V value=12 ${t0}`],
+      [
+        `iot_telemetry,device_id=meter-1,metric=battery,unit=V value=12 ${t0}\niot_seq,device_id=meter-1 seq=9i ${t0}`,
+      ],
     )
   })
 
@@ -539,7 +594,7 @@ describe('InfluxDB adapter: write requests (stand-in server)', () => {
     assert.equal(answered, 3)
     assert.deepEqual(
       influx.requests.map((r) => r.body.split('\n').length),
-      [5000, 5000, 2000],
+      [5000, 5000, 2300], // 12,000 points and 300 seq lines
     )
   })
 })
@@ -747,6 +802,40 @@ describe('InfluxDB adapter: Flux queries and annotated-CSV answers (stand-in ser
     assert.deepEqual(await store.powerSamples(7, start, stop), [
       { t: Date.UTC(2026, 10, 20, 8, 0, 30), p: -1200.5 },
     ])
+  })
+
+  test('storedSeqs: the Flux of a run (plain and wrapping) on the seq series, and the seqs answered', async () => {
+    influx.answer(
+      answerCsv(
+        csv([
+          '#datatype,string,long,long',
+          '#group,false,false,false',
+          '#default,_result,,',
+          ',result,table,_value',
+          ',,0,4294967295',
+          ',,0,0',
+          ',,0,2',
+        ]),
+      ),
+    )
+    const run = { from: 4_294_967_294, to: 3, fromTs: start, toTs: stop }
+    assert.deepEqual([...(await store.storedSeqs(7, run))], [4_294_967_295, 0, 2])
+    assert.equal(
+      sentQuery(),
+      `from(bucket: "telemetry")
+  |> range(start: time(v: "2026-11-20T07:00:30.000Z"), stop: time(v: "2026-11-20T09:00:00.001Z"))
+  |> filter(fn: (r) => r._measurement == "iot_seq" and r._field == "seq")
+  |> filter(fn: (r) => r.device_id == "meter-1")
+  |> filter(fn: (r) => r._value >= 4294967294 or r._value <= 3)
+  |> group()
+  |> keep(columns: ["_value"])`,
+    )
+    influx.answer(answerCsv(''))
+    assert.deepEqual([...(await store.storedSeqs(7, { ...run, from: 5, to: 9 }))], [])
+    assert.match(sentQuery(), /\|> filter\(fn: \(r\) => r._value >= 5 and r._value <= 9\)/)
+    influx.requests.length = 0
+    assert.deepEqual([...(await store.storedSeqs(404, run))], [])
+    assert.equal(influx.requests.length, 0, 'an unknown device asks nothing')
   })
 
   test('an unknown device asks nothing; a Flux error rejects with the server’s message, not its status', async () => {

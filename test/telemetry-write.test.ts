@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, sql } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
+import { ValuesTelemetryStore } from '../bench/lib/values-insert.ts'
 import {
   type Datagram,
   type Measurement,
@@ -99,7 +100,7 @@ describe(`telemetry writes (${ENGINE})`, () => {
   before(async () => {
     t = await openDb()
     records = new PostgresTelemetryStore(t.db)
-    values = new PostgresTelemetryStore(t.db, { writeStatement: 'values' })
+    values = new ValuesTelemetryStore(t.db)
   })
   after(() => t.close())
 

@@ -1,53 +1,65 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
+import { ConflictError, type DomainError, InvalidInputError, NotFoundError } from './domain-errors.ts'
 
-/** A failure the caller can act on; mapped to its HTTP status at the edge, message passed through. */
-export class AppError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message)
-    this.name = 'AppError'
-  }
+/** How an error answers: its HTTP status and a stable code (docs/API.md "Errors"). */
+interface ErrorMapping {
+  status: number
+  code: string
 }
 
-export const notFound = (message: string) => new AppError(404, message)
-export const conflict = (message: string) => new AppError(409, message)
-export const badRequest = (message: string, details?: Record<string, unknown>) =>
-  new AppError(400, message, details)
-export const unavailable = (message: string) => new AppError(503, message)
+/** The one table of the HTTP edge: each domain error class, its status and its stable code. */
+export const DOMAIN_ERRORS: readonly (readonly [
+  abstract new (...args: never[]) => DomainError,
+  ErrorMapping,
+])[] = [
+  [NotFoundError, { status: 404, code: 'not_found' }],
+  [ConflictError, { status: 409, code: 'conflict' }],
+  [InvalidInputError, { status: 400, code: 'invalid_input' }],
+]
 
-/** Fastify's own client-side errors (bad JSON, wrong content type, body too large...) keep their message. */
+/** The codes of answers that are not domain errors: Fastify's own, and the masked ones. */
+export const EDGE_ERRORS = {
+  validation: { status: 400, code: 'validation_failed' },
+  routeNotFound: { status: 404, code: 'route_not_found' },
+  unavailable: { status: 503, code: 'unavailable' },
+  internal: { status: 500, code: 'internal' },
+} as const
+
+const mappingOf = (error: unknown): ErrorMapping | undefined =>
+  DOMAIN_ERRORS.find(([type]) => error instanceof type)?.[1]
+
+/** Fastify's own client-side errors (bad JSON, wrong content type, body too large, 401/403/429...) keep their message. */
 function isClientError(error: FastifyError): boolean {
   return typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500
 }
 
 /**
- * One root handler: validation and deliberate 4xx errors pass through as {"error": message};
- * everything else is logged and masked, so no stack trace, SQL or path reaches a caller.
+ * One root handler: domain errors (by the table above), validation and Fastify's deliberate 4xx
+ * errors pass through as {"error": message}; everything else is logged and masked, so no stack
+ * trace, SQL or path reaches a caller.
  */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof AppError) {
-      return reply.status(error.statusCode).send({ error: error.message, ...error.details })
+    const mapping = mappingOf(error)
+    if (mapping) {
+      const details = (error as unknown as DomainError).details
+      return reply.status(mapping.status).send({ error: error.message, ...details })
     }
     if (error.validation) {
-      return reply.status(400).send({ error: error.message })
+      return reply.status(EDGE_ERRORS.validation.status).send({ error: error.message })
     }
     if (isClientError(error)) {
-      if (error.statusCode === 429 || error.statusCode === 401 || error.statusCode === 403) {
-        return reply.status(error.statusCode).send({ error: error.message })
-      }
-      return reply.status(error.statusCode ?? 400).send({ error: error.message })
+      return reply.status(error.statusCode as number).send({ error: error.message })
     }
     request.log.error({ err: error }, 'request failed')
-    const status = error.statusCode === 503 ? 503 : 500
+    const { status } = error.statusCode === 503 ? EDGE_ERRORS.unavailable : EDGE_ERRORS.internal
     return reply
       .status(status)
       .send({ error: status === 503 ? 'Service temporarily unavailable' : 'Internal server error' })
   })
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send({ error: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+    reply
+      .status(EDGE_ERRORS.routeNotFound.status)
+      .send({ error: `Route ${request.method} ${request.url.split('?')[0]} not found` })
   })
 }

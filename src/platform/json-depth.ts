@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { badRequest } from './errors.ts'
+import { InvalidInputError } from './domain-errors.ts'
 
 /** Request bodies nested deeper than this are refused: no API document needs more. */
 export const MAX_JSON_DEPTH = 32
@@ -26,6 +26,6 @@ export function jsonDepth(value: unknown, limit = MAX_JSON_DEPTH): number {
 export function limitJsonDepth(app: FastifyInstance): void {
   app.addHook('preValidation', async (request) => {
     if (request.body !== null && typeof request.body === 'object' && jsonDepth(request.body) > MAX_JSON_DEPTH)
-      throw badRequest(`body nested deeper than ${MAX_JSON_DEPTH} levels`)
+      throw new InvalidInputError(`body nested deeper than ${MAX_JSON_DEPTH} levels`)
   })
 }

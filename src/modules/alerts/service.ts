@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { notFound } from '../../platform/errors.ts'
+import { NotFoundError } from '../../platform/domain-errors.ts'
 import type { DevicesService } from '../devices/index.ts'
 import { type AlertEventKind, toAlert } from './alert-events.ts'
 import { enqueueEvents } from './outbox-repository.ts'
@@ -65,7 +65,7 @@ export class AlertsService {
 
   async get(id: number): Promise<Alert> {
     const row = await repo.findAlert(this.db, id)
-    if (!row) throw notFound('Alert not found')
+    if (!row) throw new NotFoundError('Alert not found')
     return toAlert(row)
   }
 

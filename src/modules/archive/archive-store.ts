@@ -10,7 +10,7 @@ export interface ArchiveObject {
 /**
  * Where raw messages are archived, one object per device, category and flush. Keys look like
  * `{device_id}/{category}/{YYYY}/{MM}/{DD}/{HHmmssSSS}-{run}-{n}.ndjson`, so their lexical order
- * within a category is their time order. Adapters: filesystem (here), S3 (later).
+ * within a category is their time order. Adapters: filesystem (fs-archive.ts) and S3 (s3-archive.ts).
  */
 export interface ArchiveStore {
   readonly name: string

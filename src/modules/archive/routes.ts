@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { notFound } from '../../platform/errors.ts'
+import { NotFoundError } from '../../platform/domain-errors.ts'
 import { errors, IsoTime } from '../../platform/schemas.ts'
 import { DeviceId, type DevicesService } from '../devices/index.ts'
 import type { ArchiveStore } from './archive-store.ts'
@@ -71,7 +71,7 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{
     async (request, reply) => {
       const key = `${request.params.device_id}/${request.params['*']}`
       const object = await archive.get(key)
-      if (!object) throw notFound('Archived object not found')
+      if (!object) throw new NotFoundError('Archived object not found')
       return reply
         .header('content-type', 'application/x-ndjson')
         .header('content-length', object.size)

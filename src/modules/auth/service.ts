@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { notFound } from '../../platform/errors.ts'
+import { NotFoundError } from '../../platform/domain-errors.ts'
 import { TtlCache } from '../../platform/ttl-cache.ts'
 import type { Role } from './policy.ts'
 import * as repo from './repository.ts'
@@ -73,7 +73,7 @@ export class TokenService {
   /** Revokes at once on this instance; other instances notice within the cache TTL. */
   async revoke(id: number): Promise<TokenInfo> {
     const row = await repo.revokeToken(this.db, id)
-    if (!row) throw notFound(TOKEN_NOT_FOUND)
+    if (!row) throw new NotFoundError(TOKEN_NOT_FOUND)
     this.cache.clear()
     return toInfo(row)
   }

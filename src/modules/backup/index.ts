@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { pgliteSnapshot } from '../../platform/db/backup.ts'
-import { conflict } from '../../platform/errors.ts'
+import { ConflictError } from '../../platform/domain-errors.ts'
 import { errors } from '../../platform/schemas.ts'
 
 /**
@@ -23,7 +23,8 @@ export const backupPlugin: FastifyPluginAsync = async (app) => {
     },
     async (_request, reply) => {
       const pglite = app.pglite
-      if (!pglite) throw conflict('the database is PostgreSQL: back it up with `npm run backup` (pg_dump)')
+      if (!pglite)
+        throw new ConflictError('the database is PostgreSQL: back it up with `npm run backup` (pg_dump)')
       const data = await pgliteSnapshot(pglite)
       const name = `iot-meter-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`
       return reply

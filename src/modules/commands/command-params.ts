@@ -1,6 +1,6 @@
 import { type TSchema, Type } from 'typebox'
 import { Value } from 'typebox/value'
-import { badRequest } from '../../platform/errors.ts'
+import { InvalidInputError } from '../../platform/domain-errors.ts'
 
 /** The commands of PROTOCOL.md a server may send. */
 export const COMMAND_NAMES = [
@@ -114,14 +114,14 @@ function describeError(cmd: CommandName, params: unknown): string | undefined {
 export function validateParams(cmd: CommandName, params: Record<string, unknown> | undefined) {
   const given = params ?? {}
   const problem = describeError(cmd, given)
-  if (problem) throw badRequest(`Invalid parameters for ${cmd}: ${problem}`)
+  if (problem) throw new InvalidInputError(`Invalid parameters for ${cmd}: ${problem}`)
   if (cmd === 'start_ota') {
     let url: URL | undefined
     try {
       url = new URL(String(given.fw_url))
     } catch {}
     if (url?.protocol !== 'https:' || !url.hostname) {
-      throw badRequest(`Invalid parameters for start_ota: params.fw_url: must be ${RULES.fw_url}`)
+      throw new InvalidInputError(`Invalid parameters for start_ota: params.fw_url: must be ${RULES.fw_url}`)
     }
     return { ...given, fw_sha256: String(given.fw_sha256).toLowerCase() }
   }

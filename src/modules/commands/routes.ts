@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { notFound } from '../../platform/errors.ts'
+import { NotFoundError } from '../../platform/domain-errors.ts'
 import { errors } from '../../platform/schemas.ts'
 import { DeviceParams } from '../devices/index.ts'
 import { AckBody, CmdIdParams, Command, CommandCreate, CommandIssued, CommandListQuery } from './schemas.ts'
@@ -28,8 +28,8 @@ export const commandRoutes: FastifyPluginAsyncTypebox<{ commands: CommandsServic
       },
     },
     async (request, reply) => {
-      const { statusCode, body } = await commands.issue(request.params.device_id, request.body)
-      return reply.status(statusCode).send(body)
+      const { sent, body } = await commands.issue(request.params.device_id, request.body)
+      return reply.status(sent ? 201 : 202).send(body)
     },
   )
 
@@ -89,7 +89,7 @@ export const commandRoutes: FastifyPluginAsyncTypebox<{ commands: CommandsServic
     },
     async (request) => {
       const command = await commands.latestOta(request.params.device_id)
-      if (!command) throw notFound('No OTA for this device')
+      if (!command) throw new NotFoundError('No OTA for this device')
       return command
     },
   )

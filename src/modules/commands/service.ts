@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { conflict, notFound } from '../../platform/errors.ts'
+import { ConflictError, NotFoundError } from '../../platform/domain-errors.ts'
 import { toIso } from '../../platform/schemas.ts'
 import type { AlertsService } from '../alerts/index.ts'
 import type { DeviceConfig, DevicesService } from '../devices/index.ts'
@@ -73,11 +73,8 @@ export class CommandsService {
     private readonly outbox: CommandOutbox,
   ) {}
 
-  /** Stores a command as pending and publishes it; 201 once a broker took it, else 202 (sent later). */
-  async issue(
-    deviceId: string,
-    input: CommandCreate,
-  ): Promise<{ statusCode: 201 | 202; body: CommandIssued }> {
+  /** Stores a command as pending and publishes it; `sent` once a broker took it, else it is sent later. */
+  async issue(deviceId: string, input: CommandCreate): Promise<{ sent: boolean; body: CommandIssued }> {
     const params = validateParams(input.cmd, input.params)
     const device = await this.deps.devices.get(deviceId)
     const cmdId = randomUUID()
@@ -93,9 +90,9 @@ export class CommandsService {
     const status = (row?.status ?? 'pending') as CommandStatus
     const body = { cmd_id: cmdId, device_id: deviceId, cmd: input.cmd, status }
     return sent
-      ? { statusCode: 201, body: { ...body, message: 'Command sent' } }
+      ? { sent, body: { ...body, message: 'Command sent' } }
       : {
-          statusCode: 202,
+          sent,
           body: {
             ...body,
             message:
@@ -106,7 +103,7 @@ export class CommandsService {
 
   async get(cmdId: string): Promise<Command> {
     const row = await repo.findCommand(this.deps.db, cmdId)
-    if (!row) throw notFound(COMMAND_NOT_FOUND)
+    if (!row) throw new NotFoundError(COMMAND_NOT_FOUND)
     return toCommand(row)
   }
 
@@ -119,10 +116,10 @@ export class CommandsService {
   /** The manual acknowledgement (PUT /api/commands/{cmd_id}/ack); 409 when another result is recorded. */
   async acknowledge(cmdId: string, ack: AckBody): Promise<Command> {
     const row = await repo.findCommand(this.deps.db, cmdId)
-    if (!row) throw notFound(COMMAND_NOT_FOUND)
+    if (!row) throw new NotFoundError(COMMAND_NOT_FOUND)
     const outcome = await this.applyAck(row, ack.result, ack.detail ?? null)
     if (outcome === 'conflict') {
-      throw conflict(`Command already acknowledged with result "${row.status}"`)
+      throw new ConflictError(`Command already acknowledged with result "${row.status}"`)
     }
     return this.get(cmdId)
   }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { badRequest } from '../../platform/errors.ts'
+import { InvalidInputError } from '../../platform/domain-errors.ts'
 import { errors, MessageBody } from '../../platform/schemas.ts'
 import {
   ConfigAuditEntry,
@@ -74,7 +74,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DevicesService }
     },
     (request) => {
       if (Object.keys(request.body).length === 0) {
-        throw badRequest(
+        throw new InvalidInputError(
           'No fields to update: give at least one of device_name, device_type, location, status, metadata',
         )
       }

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
-import { AppError, conflict, notFound } from '../../platform/errors.ts'
+import { ConflictError, NotFoundError } from '../../platform/domain-errors.ts'
 import { toIso } from '../../platform/schemas.ts'
 import { applyActivity, type DeviceActivity, markSilentOffline } from './activity.ts'
 import { type DeviceConfig, initialConfig } from './device-config.ts'
@@ -68,7 +68,7 @@ export class DevicesService {
 
   async get(deviceId: string): Promise<Device> {
     const device = await this.find(deviceId)
-    if (!device) throw notFound(DEVICE_NOT_FOUND)
+    if (!device) throw new NotFoundError(DEVICE_NOT_FOUND)
     return device
   }
 
@@ -80,7 +80,7 @@ export class DevicesService {
       if (inserted) await repo.insertConfigAudit(trx, inserted.id, { ...config }, 'registration')
       return inserted
     })
-    if (!row) throw conflict('Device with this ID already exists')
+    if (!row) throw new ConflictError('Device with this ID already exists')
     const device = toDevice(row)
     for (const listener of this.registeredListeners) await listener(device)
     return device
@@ -98,7 +98,7 @@ export class DevicesService {
   ): Promise<Record<string, unknown>> {
     return this.db.transaction().execute(async (trx) => {
       const row = await repo.findDevice(trx, deviceId)
-      if (!row) throw notFound(DEVICE_NOT_FOUND)
+      if (!row) throw new NotFoundError(DEVICE_NOT_FOUND)
       const merged = { ...(row.config ?? {}), ...change }
       await repo.setConfig(trx, row.id, merged)
       await repo.insertConfigAudit(trx, row.id, merged, source, cmdId)
@@ -121,13 +121,13 @@ export class DevicesService {
 
   async update(deviceId: string, patch: DeviceUpdate): Promise<Device> {
     const row = await repo.updateDevice(this.db, deviceId, patch)
-    if (!row) throw notFound(DEVICE_NOT_FOUND)
+    if (!row) throw new NotFoundError(DEVICE_NOT_FOUND)
     return toDevice(row)
   }
 
   /** Deletes the device; its alerts, commands, configuration history and dedup state cascade. */
   async remove(deviceId: string): Promise<void> {
-    if (!(await repo.deleteDevice(this.db, deviceId))) throw notFound(DEVICE_NOT_FOUND)
+    if (!(await repo.deleteDevice(this.db, deviceId))) throw new NotFoundError(DEVICE_NOT_FOUND)
     for (const listener of this.deletedListeners) listener(deviceId)
   }
 
@@ -180,7 +180,7 @@ export class DevicesService {
       try {
         await this.create({ device_id, device_name: device_id, metadata: { auto_registered: true } })
       } catch (error) {
-        if (!(error instanceof AppError && error.statusCode === 409)) throw error
+        if (!(error instanceof ConflictError)) throw error
       }
     }
   }
@@ -198,13 +198,13 @@ export class DevicesService {
   /** A manual heartbeat: the device is seen now, hence online. */
   async heartbeat(deviceId: string, at = new Date()): Promise<Device> {
     const row = await repo.setConnection(this.db, deviceId, { last_seen: at, connection_status: 'online' })
-    if (!row) throw notFound(DEVICE_NOT_FOUND)
+    if (!row) throw new NotFoundError(DEVICE_NOT_FOUND)
     return toDevice(row)
   }
 
   async setStatus(deviceId: string, update: DeviceStatusUpdate): Promise<Device> {
     const row = await repo.setConnection(this.db, deviceId, update)
-    if (!row) throw notFound(DEVICE_NOT_FOUND)
+    if (!row) throw new NotFoundError(DEVICE_NOT_FOUND)
     return toDevice(row)
   }
 

@@ -4,7 +4,7 @@ import type { Database } from '../../platform/db/index.ts'
 import type { BatchStats } from './batch-stats.ts'
 import type { DedupCache } from './dedup-cache.ts'
 import { type FlushPlan, type PendingRecord, planFlush, preParse } from './flush-plan.ts'
-import { confirmGaps } from './gap-claims.ts'
+import { confirmGaps, type StoredSeqs } from './gap-claims.ts'
 import type { IngestConfig } from './ingest-config.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { ParseLimits } from './parse-message.ts'
@@ -25,6 +25,8 @@ export interface BatchStoreOptions {
   log: FastifyBaseLogger
   /** Registered devices among these ids, after the unknown-device policy ran (one query per batch). */
   lookup: (deviceIds: string[]) => Promise<Map<string, number>>
+  /** Seqs stored by any replica, asked of the telemetry store before a hole becomes a gap. */
+  storedSeqs: StoredSeqs
   /** The records the next batch will hold (parsed ahead while this one is in the database). */
   next: () => PendingRecord[]
   /** A batch is stored, up to this journal id. */
@@ -124,7 +126,7 @@ export class BatchStore {
       },
       windowsOf: (pks) => cache.windowsOf(pks),
       deviceIdOf: (pk) => cache.deviceIdOf(pk),
-      confirmGaps: (pk, ranges) => confirmGaps(db, pk, ranges, config.MQTT_CLIENT_ID),
+      confirmGaps: (pk, ranges) => confirmGaps(db, pk, ranges, config.MQTT_CLIENT_ID, this.o.storedSeqs),
       onError: (err, deviceId) =>
         this.o.log.warn({ err, device_id: deviceId }, 'gap check failed; retried later'),
     })

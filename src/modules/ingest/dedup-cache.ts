@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { Lru } from './lru.ts'
+import { Lru } from '../../platform/lru.ts'
 import { loadSeqStates } from './seq-state-repository.ts'
 import { SeqWindow, type SeqWindowState } from './seq-window.ts'
 

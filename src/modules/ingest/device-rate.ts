@@ -1,4 +1,4 @@
-import { Lru } from './lru.ts'
+import { Lru } from '../../platform/lru.ts'
 
 interface Bucket {
   tokens: number

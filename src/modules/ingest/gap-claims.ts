@@ -1,6 +1,6 @@
-import { type Kysely, sql, type Transaction } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { gapRecorded, storedSeqs } from '../telemetry/index.ts'
+import { gapRecorded, type TelemetryService } from '../telemetry/index.ts'
 import { type MissingRange, rangeLength } from './seq-window.ts'
 
 const SEQ_MOD = 2 ** 32
@@ -20,6 +20,9 @@ interface Claim {
   by: string
 }
 
+/** Where the seqs stored by any replica are looked up: the telemetry module's store, whichever it is. */
+export type StoredSeqs = Pick<TelemetryService, 'storedSeqs'>
+
 const overlaps = (c: Claim, r: MissingRange) => {
   const inside = (s: number, x: { from: number; to: number }) =>
     (s - x.from + SEQ_MOD) % SEQ_MOD <= (x.to - x.from + SEQ_MOD) % SEQ_MOD
@@ -29,18 +32,25 @@ const overlaps = (c: Claim, r: MissingRange) => {
 /**
  * Replica-safe gap declaration. With shared subscriptions each replica sees only part of a device's
  * seqs, so its own dedup window shows holes that another replica filled. Before an expired hole
- * becomes a gap, under a per-device advisory lock: (1) seqs stored in the telemetry table by any
- * replica are taken out of it (asked of the telemetry module), and (2) what another replica already declared is skipped (claims in
- * the device's seq-tracking row; a replica re-declares its own claim only when no seq_gaps row
- * covers it — a crash between claim and store must not lose the gap). Returns what to declare.
+ * becomes a gap: (1) seqs stored by any replica are taken out of it (asked of the telemetry store,
+ * PostgreSQL or InfluxDB), then, under a per-device advisory lock, (2) what another replica already
+ * declared is skipped (claims in the device's seq-tracking row; a replica re-declares its own claim
+ * only when no seq_gaps row covers it — a crash between claim and store must not lose the gap).
+ * Returns what to declare. The lookup runs before the transaction: other replicas store telemetry
+ * without the lock, so inside it would see nothing more, and on PGlite (one connection) a query
+ * outside the open transaction would wait for it forever.
  */
 export async function confirmGaps(
   db: Kysely<Database>,
   pk: number,
   ranges: MissingRange[],
   owner: string,
+  seqs: StoredSeqs,
 ): Promise<MissingRange[]> {
   if (ranges.length === 0) return ranges
+  const pieces: MissingRange[] = []
+  for (const range of ranges) pieces.push(...(await stillMissing(seqs, pk, range)))
+  if (pieces.length === 0) return pieces
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${LOCK_SPACE}::int, ${pk}::int)`.execute(trx)
     // Deleted meanwhile (its hole expired after the delete): nothing to declare, and no row to write
@@ -51,13 +61,11 @@ export async function confirmGaps(
       select state->'declared' as declared from device_seq_tracking where device_pk = ${pk}::int`.execute(trx)
     const claims = Array.isArray(row.rows[0]?.declared) ? (row.rows[0]?.declared as Claim[]) : []
     const out: MissingRange[] = []
-    for (const range of ranges) {
-      for (const piece of await stillMissing(trx, pk, range)) {
-        const claimed = claims.filter((c) => overlaps(c, piece))
-        if (claimed.some((c) => c.by !== owner)) continue
-        if (claimed.length > 0 && (await gapRecorded(trx, pk, piece))) continue
-        out.push(piece)
-      }
+    for (const piece of pieces) {
+      const claimed = claims.filter((c) => overlaps(c, piece))
+      if (claimed.some((c) => c.by !== owner)) continue
+      if (claimed.length > 0 && (await gapRecorded(trx, pk, piece))) continue
+      out.push(piece)
     }
     if (out.length > 0) {
       const next = JSON.stringify(
@@ -78,15 +86,11 @@ export async function confirmGaps(
   })
 }
 
-/** The parts of a hole that no replica stored (asked of the telemetry module). */
-async function stillMissing(
-  trx: Transaction<Database>,
-  pk: number,
-  r: MissingRange,
-): Promise<MissingRange[]> {
+/** The parts of a hole that no replica stored (asked of the telemetry store). */
+async function stillMissing(seqs: StoredSeqs, pk: number, r: MissingRange): Promise<MissingRange[]> {
   const n = rangeLength(r)
   if (n > MAX_CHECKED) return [r]
-  const stored = await storedSeqs(trx, pk, r)
+  const stored = await seqs.storedSeqs(pk, { from: r.from, to: r.to, fromTs: r.fromTs, toTs: r.toTs })
   if (stored.size === 0) return [r]
   const out: MissingRange[] = []
   let start = -1

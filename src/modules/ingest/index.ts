@@ -64,6 +64,7 @@ export function createIngestModule(o: IngestModuleOptions) {
       metrics,
       log: app.log.child({ module: 'ingest' }),
       effects,
+      storedSeqs: o.telemetry,
       limits: {
         maxBytes: config.INGEST_MAX_BYTES,
         maxFutureMs: config.INGEST_MAX_FUTURE_S * 1000,

@@ -8,6 +8,7 @@ import { Checkpoint } from './checkpoint.ts'
 import { DedupCache } from './dedup-cache.ts'
 import { FlushLoop } from './flush-loop.ts'
 import type { PendingRecord } from './flush-plan.ts'
+import type { StoredSeqs } from './gap-claims.ts'
 import type { IngestConfig } from './ingest-config.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { Journal } from './journal.ts'
@@ -31,6 +32,8 @@ export interface PipelineOptions {
   effects: PlanEffects
   /** Registered devices among these ids, after the unknown-device policy ran (one query per batch). */
   lookup: (deviceIds: string[]) => Promise<Map<string, number>>
+  /** Seqs stored by any replica (the telemetry store): gap claims across replicas. */
+  storedSeqs: StoredSeqs
 }
 
 /**

@@ -2,9 +2,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { KeyProvider } from './command-processor.ts'
 import { type MeterConfig, planFleet, provisionedConfig, registrationOf } from './fleet-plan.ts'
 import type { CommandResult, PublishedType } from './messages.ts'
+import type { MeterTiming } from './meter-options.ts'
 import type { SimulatorMetrics } from './metrics.ts'
 import type { Registrar } from './registration.ts'
-import { type MeterTiming, SimulatedMeter } from './simulated-meter.ts'
+import { SimulatedMeter } from './simulated-meter.ts'
 import type { SimulatorConfig } from './simulator-config.ts'
 
 /** The MQTT password of a meter (username = device id), or undefined to connect without one. */

@@ -1,10 +1,9 @@
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyBaseLogger } from 'fastify'
 import { BrokerLink } from './broker-link.ts'
 import type { ConfigChange, OtaRequest } from './command-params.ts'
-import { CommandProcessor, type CommandTarget, type KeyProvider } from './command-processor.ts'
-import { FaultInjector, type FaultRates } from './fault-injector.ts'
+import { CommandProcessor, type CommandTarget } from './command-processor.ts'
+import { FaultInjector } from './fault-injector.ts'
 import { FACTORY_FW_VERSION, type MeterConfig, type MeterIdentity } from './fleet-plan.ts'
 import {
   type CommandResult,
@@ -12,46 +11,15 @@ import {
   envelope,
   type MessageType,
   type Outgoing,
-  type PublishedType,
   statusMessage,
 } from './messages.ts'
+import type { MeterOptions } from './meter-options.ts'
 import { MeterPhysics } from './meter-physics.ts'
 import { runOta } from './ota-flow.ts'
 import { Sampler } from './sampler.ts'
 import { mixSeed, SeededRandom } from './seeded-random.ts'
 import { SeenCommands } from './seen-commands.ts'
 import { SequenceCounter } from './sequence.ts'
-
-export interface MeterTiming {
-  /** Real time runs this many times faster than the configured intervals (CLI --rate-multiplier). */
-  timeScale: number
-  /** One step of the OTA progress (ms of simulated time). */
-  otaStepMs: number
-  /** How long a reboot keeps the meter off the network (ms of simulated time). */
-  rebootDowntimeMs: number
-}
-
-export interface MeterEvents {
-  published(type: PublishedType): void
-  acked(type: PublishedType): void
-  connection(connected: boolean): void
-  command(cmd: string, result: CommandResult): void
-}
-
-export interface MeterOptions {
-  identity: MeterIdentity
-  /** What the meter was provisioned with; factory_reset returns to it. */
-  factory: MeterConfig
-  seed: number
-  faults: FaultRates
-  rebootEvery_s: number
-  timing: MeterTiming
-  keyFor?: KeyProvider
-  /** Where each meter keeps the cmd_ids it executed (replay protection); none = in memory. */
-  stateDir?: string
-  events: MeterEvents
-  log: FastifyBaseLogger
-}
 
 const QUEUE_CAPACITY = 1000
 const DRAIN_TIMEOUT_MS = 2000

@@ -1,4 +1,4 @@
-import { badRequest } from '../../platform/errors.ts'
+import { InvalidInputError } from '../../platform/domain-errors.ts'
 
 /** Load-profile periods of /energy: fixed lengths (epoch-aligned), or calendar days and months in a zone. */
 export const ENERGY_PERIODS = ['5m', '15m', '1h', '1d', '1mo'] as const
@@ -27,7 +27,9 @@ function formatOf(tz: string): Intl.DateTimeFormat {
         second: 'numeric',
       })
     } catch {
-      throw badRequest(`tz: "${tz.slice(0, 60)}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`)
+      throw new InvalidInputError(
+        `tz: "${tz.slice(0, 60)}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`,
+      )
     }
     if (formats.size > 1000) formats.clear()
     formats.set(tz, f)
@@ -83,7 +85,9 @@ export function periodBounds(start: number, stop: number, period: EnergyPeriod, 
   const out = [start]
   const fixed = FIXED_MS[period]
   const tooMany = () =>
-    badRequest(`interval: ${period} makes more than ${MAX_ROWS} rows for this window; choose a longer one`)
+    new InvalidInputError(
+      `interval: ${period} makes more than ${MAX_ROWS} rows for this window; choose a longer one`,
+    )
   if (fixed) {
     if ((stop - start) / fixed > MAX_ROWS) throw tooMany()
     for (let b = Math.floor(start / fixed) * fixed + fixed; b < stop; b += fixed) out.push(b)

@@ -23,7 +23,6 @@ export interface Datagram {
 }
 
 export const FLAG_OUT_OF_RANGE = 1
-export const FLAG_V1 = 2
 
 /** Groups a flat list of measurements into samples (one per distinct time) and typed columns. */
 export function toDatagram(

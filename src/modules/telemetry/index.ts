@@ -14,7 +14,14 @@ import type { TelemetryStore } from './store.ts'
 import type { TelemetryConfig } from './telemetry-config.ts'
 import { parseDuration } from './time-range.ts'
 
-export { type Datagram, type Measurement, measurementCount, toDatagram } from './datagram.ts'
+export {
+  type Datagram,
+  FLAG_OUT_OF_RANGE,
+  type Measurement,
+  measurementCount,
+  regularStep,
+  toDatagram,
+} from './datagram.ts'
 export {
   BUCKET_MS,
   type EnergyInterval,
@@ -27,14 +34,14 @@ export {
   totals,
 } from './energy-integrator.ts'
 export type { EnergyService } from './energy-service.ts'
-export { parseFloat8Array } from './float8-array.ts'
+export { encodeFloat8Array, parseFloat8Array } from './float8-array.ts'
 export { type InfluxStoreOptions, InfluxTelemetryStore } from './influx-store.ts'
 export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
-export { type PostgresStoreOptions, PostgresTelemetryStore } from './postgres-store.ts'
+export { PostgresTelemetryStore } from './postgres-store.ts'
 export { type DerivedPower, derivePower, type ElectricalValues, reactiveSign } from './power.ts'
-export { gapRecorded, type SeqRun, storedSeqs } from './seq-lookups.ts'
+export { gapRecorded } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
-export type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+export type { PowerRange, PowerSample, SeqRun, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 export type { TelemetryConfig } from './telemetry-config.ts'
 export { parseDuration, parseTimePoint } from './time-range.ts'
 export { isAbsurd, toBaseUnit } from './units.ts'

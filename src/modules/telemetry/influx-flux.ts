@@ -6,8 +6,8 @@ import {
   fluxString,
   type ParameterizedQuery,
 } from '@influxdata/influxdb-client'
-import { FIELD, MEASUREMENT } from './influx-points.ts'
-import type { AggregateFn, SeriesQuery } from './store.ts'
+import { FIELD, MEASUREMENT, SEQ_FIELD, SEQ_MEASUREMENT } from './influx-points.ts'
+import type { AggregateFn, SeqRun, SeriesQuery } from './store.ts'
 
 /*
  * Flux built only with the client's `flux` tag and its literal helpers: every value from outside
@@ -67,4 +67,22 @@ export function powerFlux(bucket: string, deviceId: string, start: number, stop:
   |> group()
   |> pivot(rowKey: ["_time"], columnKey: ["metric"], valueColumn: "_value")
   |> sort(columns: ["_time"])`
+}
+
+/** The seqs of a device's datagrams whose first sample lies in [start, stop] and that fall in the run. */
+export function seqFlux(bucket: string, deviceId: string, run: SeqRun, start: number): ParameterizedQuery {
+  const from = fluxInteger(run.from)
+  const to = fluxInteger(run.to)
+  // A run that wraps past 2^32 − 1 is two intervals.
+  const inRun =
+    run.from <= run.to
+      ? flux`r._value >= ${from} and r._value <= ${to}`
+      : flux`r._value >= ${from} or r._value <= ${to}`
+  return flux`from(bucket: ${fluxString(bucket)})
+  |> range(start: ${at(start)}, stop: ${at(run.toTs + 1)})
+  |> filter(fn: (r) => r._measurement == ${fluxString(SEQ_MEASUREMENT)} and r._field == ${fluxString(SEQ_FIELD)})
+  |> filter(fn: (r) => r.device_id == ${fluxString(deviceId)})
+  |> filter(fn: (r) => ${inRun})
+  |> group()
+  |> keep(columns: ["_value"])`
 }

@@ -6,6 +6,13 @@ import { derivePower, reactiveSign } from './power.ts'
 /** The one measurement all telemetry lives in; series differ by the tags device_id, metric and unit. */
 export const MEASUREMENT = 'iot_telemetry'
 export const FIELD = 'value'
+/**
+ * Each datagram's seq at its first sample time, in a measurement of its own (so no device type can
+ * share its series): what storedSeqs reads for gap claims. Two datagrams of a device with the same
+ * t0 keep one seq here, as their samples overwrite each other too.
+ */
+export const SEQ_MEASUREMENT = 'iot_seq'
+export const SEQ_FIELD = 'seq'
 /** An internal series: ±1 where the meter stated the sign of Q (PG reads the meter's own values instead). */
 export const REACTIVE_SIGN = 'reactive_sign'
 
@@ -29,7 +36,7 @@ function point(
 
 /**
  * Every point of a datagram: one per sample and measured type (typed columns and `other`), plus the
- * derived powers of each sample. Deterministic, so a rewrite hits the same series and timestamps,
+ * derived powers of each sample, and its seq. Deterministic, so a rewrite hits the same series and timestamps,
  * which InfluxDB overwrites — the write is idempotent.
  */
 export function datagramPoints(d: Datagram): Point[] {
@@ -63,5 +70,8 @@ export function datagramPoints(d: Datagram): Point[] {
     if (power.power_reactive !== undefined && sign !== undefined)
       points.push(point(d.deviceId, REACTIVE_SIGN, undefined, time, sign))
   })
+  points.push(
+    new Point(SEQ_MEASUREMENT).tag('device_id', d.deviceId).intField(SEQ_FIELD, d.seq).timestamp(d.t0),
+  )
   return points
 }

@@ -6,9 +6,11 @@ import {
   type WriteApi,
 } from '@influxdata/influxdb-client'
 import type { Datagram } from './datagram.ts'
-import { powerFlux, seriesFlux } from './influx-flux.ts'
-import { datagramPoints } from './influx-points.ts'
-import type { PowerRange, PowerSample, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+import { powerFlux, seqFlux, seriesFlux } from './influx-flux.ts'
+import { datagramPoints, REACTIVE_SIGN } from './influx-points.ts'
+import { powerSampleOf } from './power.ts'
+import { SEQ_SPAN_MS } from './seq-lookups.ts'
+import type { PowerRange, PowerSample, SeqRun, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 
 export interface InfluxStoreOptions {
   url: string
@@ -114,12 +116,14 @@ export class InfluxTelemetryStore implements TelemetryStore {
     return request('query', () =>
       this.queryApi.collectRows(flux, (values, meta) => {
         const t = timeOf(values, meta)
-        const p = number(meta.get(values, 'power_active'))
-        if (p === undefined || !Number.isFinite(t)) return undefined
-        const s = number(meta.get(values, 'power_apparent'))
-        if (s === undefined) return { t, p }
-        const q = number(meta.get(values, 'power_reactive')) ?? Math.sqrt(Math.max(s * s - p * p, 0))
-        return { t, p, s, q, signed: number(meta.get(values, 'reactive_sign')) !== undefined }
+        if (!Number.isFinite(t)) return undefined
+        // The powers derivePower gave at write time (influx-points.ts), as the PostgreSQL store derives them on read.
+        const power = {
+          power_active: number(meta.get(values, 'power_active')),
+          power_apparent: number(meta.get(values, 'power_apparent')),
+          power_reactive: number(meta.get(values, 'power_reactive')),
+        }
+        return powerSampleOf(t, power, number(meta.get(values, REACTIVE_SIGN)) !== undefined)
       }),
     )
   }
@@ -129,6 +133,17 @@ export class InfluxTelemetryStore implements TelemetryStore {
     const out: PowerSample[][] = []
     for (const r of ranges) out.push(await this.powerSamples(r.devicePk, r.start, r.stop))
     return out
+  }
+
+  /** The seqs of the run in the device's seq series (written with each datagram, influx-points.ts). */
+  async storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
+    const deviceId = await this.deviceId(devicePk)
+    if (deviceId === undefined) return new Set()
+    const flux = seqFlux(this.o.bucket, deviceId, run, run.fromTs - SEQ_SPAN_MS)
+    const seqs = await request('query', () =>
+      this.queryApi.collectRows(flux, (values, meta) => number(Number(meta.get(values, '_value')))),
+    )
+    return new Set(seqs)
   }
 
   /** Readiness: InfluxDB's /health (rejects on a failing or unreachable server). */

@@ -3,33 +3,25 @@ import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
 import { parseFloat8Array } from './float8-array.ts'
 import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
-import { type DerivedPower, derivePower, reactiveSign } from './power.ts'
+import { type DerivedPower, derivePower, powerSampleOf, reactiveSign } from './power.ts'
 import { RecordsInsert } from './records-insert.ts'
 import { markRollupsDirty, queryRollups, rollupFor } from './rollups.ts'
+import { storedSeqsInTable } from './seq-lookups.ts'
 import type {
   AggregateFn,
   PowerRange,
   PowerSample,
+  SeqRun,
   SeriesPoint,
   SeriesQuery,
   TelemetryStore,
 } from './store.ts'
 import { clampTime } from './time-range.ts'
-import { insertAsValues } from './values-insert.ts'
 
 /** The widest span of samples one datagram may cover (send interval ≤ 3600 s), for range scans on t0. */
 const MAX_SPAN_MS = 3_660_000
 
 const iso = (t: number) => new Date(clampTime(t)).toISOString()
-
-export interface PostgresStoreOptions {
-  /**
-   * How write() sends rows: 'records' (the default) as one binary telemetry[] parameter of a short,
-   * constant statement (records-insert.ts); 'values' as the multi-row VALUES statement with 17
-   * parameters a row, the statement before, kept as the baseline of bench/telemetry-write.ts.
-   */
-  writeStatement?: 'records' | 'values'
-}
 
 /** Epoch-ms time of sample i (1-based) of a telemetry row, as SQL. */
 const sampleTime = sql`(date_part('epoch', t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms))`
@@ -82,14 +74,8 @@ const at = (values: (number | null)[] | null, i: number): number | undefined => 
  */
 function unpackPower(row: PowerArrays, range: PowerRange, into: PowerSample[]): void {
   eachSample(row, range, (t, power, signed) => {
-    if (power.power_active === undefined) return
-    const sample: PowerSample = { t, p: power.power_active }
-    if (power.power_apparent !== undefined) sample.s = power.power_apparent
-    if (power.power_reactive !== undefined) {
-      sample.q = power.power_reactive
-      sample.signed = signed
-    }
-    into.push(sample)
+    const sample = powerSampleOf(t, power, signed)
+    if (sample) into.push(sample)
   })
 }
 
@@ -145,25 +131,29 @@ const AGGREGATES = {
 export class PostgresTelemetryStore implements TelemetryStore {
   readonly name = 'postgres'
 
-  private readonly insert: (datagrams: Datagram[]) => Promise<void>
+  private readonly records: RecordsInsert
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    options: PostgresStoreOptions = {},
-  ) {
-    if (options.writeStatement === 'values') {
-      this.insert = (datagrams) => insertAsValues(db, datagrams)
-    } else {
-      const records = new RecordsInsert(db)
-      this.insert = (datagrams) => records.write(datagrams)
-    }
+  constructor(protected readonly db: Kysely<Database>) {
+    this.records = new RecordsInsert(db)
   }
 
   /** Stores one row per datagram; a row whose key (device_pk, t0, seq) is there already is skipped. */
   async write(datagrams: Datagram[]): Promise<void> {
     if (datagrams.length === 0) return
-    await this.insert(datagrams)
+    await this.insertRows(datagrams)
     await markRollupsDirty(this.db, datagrams)
+  }
+
+  /**
+   * The rows as one binary telemetry[] parameter of a short, constant statement (records-insert.ts).
+   * bench/telemetry-write.ts overrides it with the statement before, its baseline.
+   */
+  protected insertRows(datagrams: Datagram[]): Promise<void> {
+    return this.records.write(datagrams)
+  }
+
+  storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
+    return storedSeqsInTable(this.db, devicePk, run)
   }
 
   async query(q: SeriesQuery): Promise<SeriesPoint[]> {

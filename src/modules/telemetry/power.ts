@@ -18,6 +18,7 @@ export interface DerivedPower {
   power_reactive?: number
 }
 
+import type { PowerSample } from './energy-integrator.ts'
 import { isAbsurd } from './units.ts'
 
 const finite = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v)
@@ -61,4 +62,19 @@ export function reactiveSign(values: ElectricalValues): 1 | -1 | undefined {
   if (finite(q) && !isAbsurd('power_reactive', q)) return q < 0 ? -1 : 1
   if (finite(phi) && !isAbsurd('phase_angle', phi)) return Math.sin((phi * Math.PI) / 180) < 0 ? -1 : 1
   return undefined
+}
+
+/**
+ * The energy integrator's sample of one instant's derived powers (undefined without P): how every
+ * store turns derivePower's answer into a sample. `signed`: the meter stated the sign of Q.
+ */
+export function powerSampleOf(t: number, power: DerivedPower, signed: boolean): PowerSample | undefined {
+  if (power.power_active === undefined) return undefined
+  const sample: PowerSample = { t, p: power.power_active }
+  if (power.power_apparent !== undefined) sample.s = power.power_apparent
+  if (power.power_reactive !== undefined) {
+    sample.q = power.power_reactive
+    sample.signed = signed
+  }
+  return sample
 }

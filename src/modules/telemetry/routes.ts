@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { badRequest } from '../../platform/errors.ts'
+import { InvalidInputError } from '../../platform/domain-errors.ts'
 import { errors, IsoTime } from '../../platform/schemas.ts'
 import { DeviceParams, type DevicesService } from '../devices/index.ts'
 import { DERIVED_TYPES, STORED_TYPES } from './measurement-types.ts'
@@ -36,9 +36,9 @@ const Point = Type.Object({
 /** One instant of a query (`name` is the parameter), a 400 naming it when unreadable or out of range. */
 export function parseInstant(name: string, text: string, now: number): number {
   const t = parseTimePoint(text, now)
-  if (t === undefined) throw badRequest(`${name}: must be ${TIME_POINT_HELP} (got "${text}")`)
+  if (t === undefined) throw new InvalidInputError(`${name}: must be ${TIME_POINT_HELP} (got "${text}")`)
   if (t < EARLIEST || t > LATEST)
-    throw badRequest(`${name}: must lie between 0001-01-01 and 9999-12-31 (got "${text}")`)
+    throw new InvalidInputError(`${name}: must lie between 0001-01-01 and 9999-12-31 (got "${text}")`)
   return t
 }
 
@@ -46,7 +46,7 @@ export function parseInstant(name: string, text: string, now: number): number {
 export function parseWindow(query: { start: string; stop: string }, now = Date.now()) {
   const start = parseInstant('start', query.start, now)
   const stop = parseInstant('stop', query.stop, now)
-  if (stop <= start) throw badRequest('start must be before stop')
+  if (stop <= start) throw new InvalidInputError('start must be before stop')
   return { start, stop }
 }
 
@@ -70,7 +70,7 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<{
       const { start, stop } = parseWindow(request.query)
       const everyMs = request.query.every ? parseDuration(request.query.every) : undefined
       if (request.query.every && everyMs === undefined)
-        throw badRequest('every: must be a positive duration like 1m')
+        throw new InvalidInputError('every: must be a positive duration like 1m')
       const device = await devices.get(request.params.device_id)
       const metrics = request.query.metric ? [request.query.metric] : [...STORED_TYPES]
       const fn = request.query.fn as AggregateFn

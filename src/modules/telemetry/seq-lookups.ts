@@ -1,33 +1,31 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import type { SeqRun } from './store.ts'
 
 /** A datagram's first sample (t0) precedes its envelope ts by at most this. */
-const SPAN_MS = 3_600_000
+export const SEQ_SPAN_MS = 3_600_000
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** A run of seqs (wrapping past 2^32 − 1 when `from` > `to`) sent between two envelope times. */
-export interface SeqRun {
-  from: number
-  to: number
-  fromTs: number
-  toTs: number
-}
-
-/**
- * The seqs of a run that are stored in the PostgreSQL telemetry table (by any replica). Takes the
- * caller's executor so it can run inside the ingest's locked transaction.
- */
-export async function storedSeqs(db: Kysely<Database>, devicePk: number, r: SeqRun): Promise<Set<number>> {
+/** The seqs of a run stored in the PostgreSQL telemetry table (by any replica): PostgresTelemetryStore's. */
+export async function storedSeqsInTable(
+  db: Kysely<Database>,
+  devicePk: number,
+  r: SeqRun,
+): Promise<Set<number>> {
   const seqs =
     r.from <= r.to ? sql`seq between ${r.from} and ${r.to}` : sql`(seq >= ${r.from} or seq <= ${r.to})`
   const rows = await sql<{ seq: string | number }>`
     select seq from telemetry
-    where device_pk = ${devicePk}::int and t0 >= ${iso(r.fromTs - SPAN_MS)}::timestamptz
+    where device_pk = ${devicePk}::int and t0 >= ${iso(r.fromTs - SEQ_SPAN_MS)}::timestamptz
       and t0 <= ${iso(r.toTs)}::timestamptz and ${seqs}`.execute(db)
   return new Set(rows.rows.map((x) => Number(x.seq)))
 }
 
-/** True when a recorded seq gap of the device already covers (part of) this run. */
+/**
+ * True when a recorded seq gap of the device already covers (part of) this run. seq_gaps is the
+ * telemetry module's PostgreSQL table whatever the store: this takes the caller's executor, so the
+ * ingest asks it inside its locked transaction.
+ */
 export async function gapRecorded(db: Kysely<Database>, devicePk: number, r: SeqRun): Promise<boolean> {
   const rows = await sql`
     select 1 from seq_gaps

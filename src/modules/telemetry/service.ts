@@ -3,9 +3,9 @@ import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
 import { fillGaps, type GapFill, type GapRecord, insertGaps, type LateSeq } from './energy-repository.ts'
 import type { EnergyService } from './energy-service.ts'
-import type { TelemetryStore } from './store.ts'
+import type { SeqRun, TelemetryStore } from './store.ts'
 
-/** The telemetry module's facade for the ingest: store datagrams, record seq gaps. */
+/** The telemetry module's facade for the ingest: store datagrams, look up and record seq gaps. */
 export class TelemetryService {
   constructor(
     private readonly db: Kysely<Database>,
@@ -18,6 +18,11 @@ export class TelemetryService {
     if (datagrams.length === 0) return
     await this.store.write(datagrams)
     await this.energy.markDatagrams(datagrams)
+  }
+
+  /** The seqs of a run the store holds for the device, written by any replica (TelemetryStore.storedSeqs). */
+  storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
+    return this.store.storedSeqs(devicePk, run)
   }
 
   /** Late messages take their seqs out of the recorded gaps they fall in (see fillGaps). */

@@ -29,9 +29,18 @@ export interface SeriesPoint {
   value: number
 }
 
+/** A run of seqs (wrapping past 2^32 − 1 when `from` > `to`) sent between two envelope times. */
+export interface SeqRun {
+  from: number
+  to: number
+  fromTs: number
+  toTs: number
+}
+
 /**
  * Where time series live. Writes are idempotent: storing the same datagram again (a redelivery, a
- * replayed journal) changes nothing. Adapters: PostgreSQL/PGlite (here), InfluxDB (later).
+ * replayed journal) changes nothing. Adapters: PostgreSQL/PGlite (postgres-store.ts) and InfluxDB
+ * (influx-store.ts); test/telemetry-contract.test.ts runs the same cases on both.
  */
 export interface TelemetryStore {
   readonly name: string
@@ -41,6 +50,12 @@ export interface TelemetryStore {
   powerSamples(devicePk: number, start: number, stop: number): Promise<PowerSample[]>
   /** Power samples of many ranges at once: one array per range, in the order given, each sorted by time. */
   powerSamplesMany(ranges: PowerRange[]): Promise<PowerSample[][]>
+  /**
+   * The seqs of a run that this store holds for the device, whoever wrote them (any replica): the
+   * ingest takes them out of a hole before declaring it a gap (gap-claims.ts). A datagram counts
+   * when its first sample lies within an hour before the run's envelope times, up to the last.
+   */
+  storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>>
   /** Readiness: throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -1,8 +1,13 @@
 import { CompiledQuery, type Kysely } from 'kysely'
-import type { Database } from '../../platform/db/index.ts'
-import { type Datagram, FLAG_OUT_OF_RANGE, regularStep } from './datagram.ts'
-import { encodeFloat8Array } from './float8-array.ts'
-import { STORED_TYPES } from './measurement-types.ts'
+import {
+  type Datagram,
+  encodeFloat8Array,
+  FLAG_OUT_OF_RANGE,
+  PostgresTelemetryStore,
+  regularStep,
+  STORED_TYPES,
+} from '../../src/modules/telemetry/index.ts'
+import type { Database } from '../../src/platform/db/index.ts'
 
 const COLUMNS = [
   'device_pk',
@@ -50,5 +55,15 @@ export async function insertAsValues(db: Kysely<Database>, datagrams: readonly D
     // Hand-built for speed (the builder costs ~45 µs per row); only placeholders are interpolated.
     const text = `insert into telemetry (${COLUMNS.join(',')}) values ${tuples.join(',')} on conflict do nothing`
     await db.executeQuery(CompiledQuery.raw(text, params))
+  }
+}
+
+/**
+ * PostgresTelemetryStore writing its rows with the statement before (insertAsValues): the baseline
+ * of bench/telemetry-write.ts, and what test/telemetry-write.test.ts compares the default against.
+ */
+export class ValuesTelemetryStore extends PostgresTelemetryStore {
+  protected override insertRows(datagrams: Datagram[]): Promise<void> {
+    return insertAsValues(this.db, datagrams)
   }
 }
