@@ -155,12 +155,12 @@ describe('every registered route × every caller follows the policy table', () =
         if (!ok) failures.push(`${method} ${url} as ${who}: ${res.statusCode}, want ${want} (${access})`)
         if (method === 'HEAD') continue
         if (res.statusCode === 401) {
-          assert.deepEqual(res.json(), { error: UNAUTHENTICATED })
+          assert.deepEqual(res.json(), { error: UNAUTHENTICATED, code: 'unauthenticated' })
           assert.equal(res.headers['www-authenticate'], 'Bearer')
         }
         if (res.statusCode === 403) {
           const needed = access === 'metrics' ? 'admin' : access
-          assert.deepEqual(res.json(), { error: `This needs the ${needed} role` })
+          assert.deepEqual(res.json(), { error: `This needs the ${needed} role`, code: 'forbidden' })
         }
       }
     }
@@ -208,7 +208,7 @@ describe('tokens, errors, headers and metrics', () => {
     ]) {
       const res = await t.app.inject({ url: '/api/devices', headers })
       assert.equal(res.statusCode, 401, JSON.stringify(headers))
-      assert.deepEqual(res.json(), { error: 'Missing or invalid bearer token' })
+      assert.deepEqual(res.json(), { error: 'Missing or invalid bearer token', code: 'unauthenticated' })
       assert.equal(res.headers['www-authenticate'], 'Bearer')
     }
     const viaQuery = await t.app.inject({ url: `/api/devices?access_token=${ADMIN_TOKEN}` })
@@ -261,7 +261,10 @@ describe('tokens, errors, headers and metrics', () => {
       url: '/api/tokens/999999',
       headers: bearer(ADMIN_TOKEN),
     })
-    assert.deepEqual([missing.statusCode, missing.json()], [404, { error: 'Token not found' }])
+    assert.deepEqual(
+      [missing.statusCode, missing.json()],
+      [404, { error: 'Token not found', code: 'not_found' }],
+    )
   })
 
   test('token creation validates name and role', async () => {
@@ -293,6 +296,7 @@ describe('tokens, errors, headers and metrics', () => {
     assert.equal((await t.app.inject({ url: '/api/devices/auth-dev-1', headers: viewer })).statusCode, 200)
     assert.deepEqual((await post('/api/devices/auth-dev-1/heartbeat', viewer)).json(), {
       error: 'This needs the operator role',
+      code: 'forbidden',
     })
     assert.equal((await post('/api/devices/auth-dev-1/heartbeat', operator)).statusCode, 200)
     const alert = await post('/api/devices/auth-dev-1/alerts', operator, { message: 'door open' })

@@ -71,7 +71,7 @@ describe('devices API', () => {
     await create({ device_id: 'dev-dup', device_name: 'x' })
     const res = await create({ device_id: 'dev-dup', device_name: 'y' })
     assert.equal(res.statusCode, 409)
-    assert.deepEqual(res.json(), { error: 'Device with this ID already exists' })
+    assert.deepEqual(res.json(), { error: 'Device with this ID already exists', code: 'conflict' })
   })
 
   test('a NUL character in a query parameter is a 400 naming it (found by fuzzing: was a 500)', async () => {
@@ -119,7 +119,7 @@ describe('devices API', () => {
     assert.equal(ok.json().device_name, 'G')
     const missing = await t.inject({ url: '/api/devices/nope' })
     assert.equal(missing.statusCode, 404)
-    assert.deepEqual(missing.json(), { error: 'Device not found' })
+    assert.deepEqual(missing.json(), { error: 'Device not found', code: 'not_found' })
     const bad = await t.inject({ url: `/api/devices/${'y'.repeat(70)}` })
     assert.equal(bad.statusCode, 400)
   })

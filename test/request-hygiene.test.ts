@@ -73,7 +73,7 @@ test('row 7: URL errors come after authentication, with the security headers, wi
   for (const url of [long, badEncoding]) {
     const anonymous = await t.app.inject({ url })
     assert.equal(anonymous.statusCode, 401, anonymous.body)
-    assert.deepEqual(anonymous.json(), { error: 'Missing or invalid bearer token' })
+    assert.deepEqual(anonymous.json(), { error: 'Missing or invalid bearer token', code: 'unauthenticated' })
     assert.equal(anonymous.headers['x-content-type-options'], 'nosniff')
     assert.ok(anonymous.headers['content-security-policy'])
   }
@@ -82,7 +82,7 @@ test('row 7: URL errors come after authentication, with the security headers, wi
   const bad = await t.inject({ url: badEncoding })
   assert.equal(bad.statusCode, 400)
   for (const res of [tooLong, bad]) {
-    assert.deepEqual(Object.keys(res.json()), ['error'])
+    assert.deepEqual(Object.keys(res.json()), ['error', 'code'])
     assert.ok(!res.body.includes('aaaa') && !res.body.includes('%E0'), `no echo: ${res.body}`)
     assert.equal(res.headers['x-frame-options'], 'DENY')
     assert.ok(res.headers['x-request-id'])

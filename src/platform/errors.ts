@@ -23,7 +23,24 @@ export const EDGE_ERRORS = {
   routeNotFound: { status: 404, code: 'route_not_found' },
   unavailable: { status: 503, code: 'unavailable' },
   internal: { status: 500, code: 'internal' },
+  unauthenticated: { status: 401, code: 'unauthenticated' },
+  forbidden: { status: 403, code: 'forbidden' },
+  uriTooLong: { status: 414, code: 'uri_too_long' },
 } as const
+
+/** Fastify's own client errors by status (bad JSON, wrong content type, body too large, rate limit). */
+const CLIENT_ERROR_CODES: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  406: 'not_acceptable',
+  413: 'payload_too_large',
+  414: 'uri_too_long',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+}
 
 const mappingOf = (error: unknown): ErrorMapping | undefined =>
   DOMAIN_ERRORS.find(([type]) => error instanceof type)?.[1]
@@ -43,23 +60,28 @@ export function installErrorHandler(app: FastifyInstance): void {
     const mapping = mappingOf(error)
     if (mapping) {
       const details = (error as unknown as DomainError).details
-      return reply.status(mapping.status).send({ error: error.message, ...details })
+      return reply.status(mapping.status).send({ error: error.message, code: mapping.code, ...details })
     }
     if (error.validation) {
-      return reply.status(EDGE_ERRORS.validation.status).send({ error: error.message })
+      const { status, code } = EDGE_ERRORS.validation
+      return reply.status(status).send({ error: error.message, code })
     }
     if (isClientError(error)) {
-      return reply.status(error.statusCode as number).send({ error: error.message })
+      const status = error.statusCode as number
+      return reply
+        .status(status)
+        .send({ error: error.message, code: CLIENT_ERROR_CODES[status] ?? 'bad_request' })
     }
     request.log.error({ err: error }, 'request failed')
-    const { status } = error.statusCode === 503 ? EDGE_ERRORS.unavailable : EDGE_ERRORS.internal
+    const { status, code } = error.statusCode === 503 ? EDGE_ERRORS.unavailable : EDGE_ERRORS.internal
     return reply
       .status(status)
-      .send({ error: status === 503 ? 'Service temporarily unavailable' : 'Internal server error' })
+      .send({ error: status === 503 ? 'Service temporarily unavailable' : 'Internal server error', code })
   })
   app.setNotFoundHandler((request, reply) => {
+    const { status, code } = EDGE_ERRORS.routeNotFound
     reply
-      .status(EDGE_ERRORS.routeNotFound.status)
-      .send({ error: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+      .status(status)
+      .send({ error: `Route ${request.method} ${request.url.split('?')[0]} not found`, code })
   })
 }

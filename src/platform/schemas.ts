@@ -2,7 +2,12 @@ import { type TSchema, Type } from 'typebox'
 
 /** Schema pieces every module's routes share. */
 export const ErrorBody = Type.Object(
-  { error: Type.String({ description: 'what went wrong, in words a person can act on' }) },
+  {
+    error: Type.String({ description: 'what went wrong, in words a person can act on' }),
+    code: Type.Optional(
+      Type.String({ description: 'a stable code for programs (docs/API.md "Errors"): not_found, conflict, ...' }),
+    ),
+  },
   { additionalProperties: true },
 )
 export const MessageBody = Type.Object({ message: Type.String() })

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { EDGE_ERRORS } from './errors.ts'
 
 /**
  * The headers every answer carries (helmet's, for an answer the router gives before any hook runs):
@@ -26,7 +27,7 @@ export function urlErrorHandler(authRequired: boolean) {
       reply
         .status(401)
         .header('www-authenticate', 'Bearer')
-        .send({ error: 'Missing or invalid bearer token' })
+        .send({ error: 'Missing or invalid bearer token', code: EDGE_ERRORS.unauthenticated.code })
       return
     }
     answerBadUrl(error, reply)
@@ -35,8 +36,13 @@ export function urlErrorHandler(authRequired: boolean) {
 
 function answerBadUrl(error: FastifyError, reply: FastifyReply): void {
   if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    reply.status(414).send({ error: 'a path parameter is longer than allowed (100 characters)' })
+    reply
+      .status(414)
+      .send({
+        error: 'a path parameter is longer than allowed (100 characters)',
+        code: EDGE_ERRORS.uriTooLong.code,
+      })
     return
   }
-  reply.status(400).send({ error: 'the URL is not valid percent-encoded UTF-8' })
+  reply.status(400).send({ error: 'the URL is not valid percent-encoded UTF-8', code: 'bad_request' })
 }

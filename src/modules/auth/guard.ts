@@ -25,9 +25,12 @@ const EXEMPT_FROM_LIMIT = new Set(['/health', '/healthz', '/readyz', '/metrics']
 export const UNAUTHENTICATED = 'Missing or invalid bearer token'
 
 const unauthorized = (reply: FastifyReply) =>
-  reply.code(401).header('www-authenticate', 'Bearer').send({ error: UNAUTHENTICATED })
+  reply
+    .code(401)
+    .header('www-authenticate', 'Bearer')
+    .send({ error: UNAUTHENTICATED, code: 'unauthenticated' })
 const forbidden = (reply: FastifyReply, role: Role) =>
-  reply.code(403).send({ error: `This needs the ${role} role` })
+  reply.code(403).send({ error: `This needs the ${role} role`, code: 'forbidden' })
 
 /** The rate-limit key: the token when one was verified, else the client address. */
 export const limitKey = (request: FastifyRequest): string =>
