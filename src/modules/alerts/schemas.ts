@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox'
-import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
+import { DEVICE_ID_PATTERN } from '../../protocol/device-id.ts'
 import { IsoTime, Nullable } from '../../platform/schemas.ts'
 
 export const Severity = Type.Union(

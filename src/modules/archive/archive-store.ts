@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import { isDeviceId } from '../../platform/device-id.ts'
+import { isDeviceId } from '../../protocol/device-id.ts'
 
 export interface ArchiveObject {
   key: string

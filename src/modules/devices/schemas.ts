@@ -3,7 +3,7 @@ import {
   DEVICE_ID_DESCRIPTION,
   DEVICE_ID_PATTERN,
   LEGACY_DEVICE_ID_PATTERN,
-} from '../../platform/device-id.ts'
+} from '../../protocol/device-id.ts'
 import { IsoTime, Nullable } from '../../platform/schemas.ts'
 
 export const DeviceId = Type.String({

@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
+import { DEVICE_ID_PATTERN } from '../../protocol/device-id.ts'
 
 /** Wire schemas of device → server messages (PROTOCOL.md v2), compiled once. */
 const DeviceIdField = Type.String({ pattern: DEVICE_ID_PATTERN })

@@ -1,4 +1,4 @@
-import { DEVICE_ID_BODY } from '../../platform/device-id.ts'
+import { DEVICE_ID_BODY } from '../../protocol/device-id.ts'
 import { toBaseUnit } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
 import { MAX_MEASUREMENTS, validators } from './message-schemas.ts'

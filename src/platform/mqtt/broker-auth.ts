@@ -7,7 +7,7 @@ import type {
   AuthorizeSubscribeHandler,
   Client,
 } from 'aedes'
-import { isDeviceId } from '../device-id.ts'
+import { isDeviceId } from '../../protocol/device-id.ts'
 import {
   BLOCKED_REASONS,
   type BlockedBy,
