@@ -47,15 +47,34 @@ function doorViolations(files: Source[]): string[] {
   return violations
 }
 
-/** The simulator speaks MQTT only: of src it may import its own files and src/platform/mqtt, nothing else. */
+/**
+ * The simulator speaks MQTT only: of src it may import its own files, src/platform/mqtt and the wire
+ * protocol (src/protocol, which imports nothing else), nothing else.
+ */
 function simulatorViolations(files: Source[]): string[] {
   const simulator = join(src, 'modules', 'simulator')
   return files
     .filter(({ file }) => isUnder(file, simulator))
     .flatMap(({ file, text }) =>
       importsOf(file, text)
-        .filter((t) => !isUnder(t, simulator) && !isUnder(t, join(src, 'platform', 'mqtt')))
+        .filter(
+          (t) =>
+            !isUnder(t, simulator) && !isUnder(t, join(src, 'platform', 'mqtt')) && !isUnder(t, protocol),
+        )
         .map((t) => `simulator file ${relative(root, file)} imports ${relative(root, t)}`),
+    )
+}
+
+const protocol = join(src, 'protocol')
+
+/** The wire protocol is the lowest layer of src: it imports only its own files (and packages). */
+function protocolViolations(files: Source[]): string[] {
+  return files
+    .filter(({ file }) => isUnder(file, protocol))
+    .flatMap(({ file, text }) =>
+      importsOf(file, text)
+        .filter((t) => !isUnder(t, protocol))
+        .map((t) => `protocol file ${relative(root, file)} imports ${relative(root, t)}`),
     )
 }
 
@@ -86,6 +105,12 @@ test('the simulator imports nothing of src but its own files and src/platform/mq
   assert.deepEqual(simulatorViolations(files), [])
 })
 
+test('src/protocol imports nothing of src but its own files', () => {
+  const files = read([src])
+  assert.ok(files.some(({ file }) => isUnder(file, protocol)))
+  assert.deepEqual(protocolViolations(files), [])
+})
+
 test('no module imports src/config (it is handed the slice it declares)', () => {
   assert.deepEqual(configViolations(read([src])), [])
 })
@@ -111,6 +136,7 @@ test('the door check reports reaches past index.ts, and allows a module its own 
   assert.equal(doorViolations([{ file: inAlerts, text: text('../devices/index.ts') }]).length, 0)
   assert.equal(doorViolations([{ file: inAlerts, text: text('./repository.ts') }]).length, 0)
   assert.equal(doorViolations([{ file: inPlatform, text: text('../modules/devices/index.ts') }]).length, 1)
+  assert.equal(doorViolations([{ file: inPlatform, text: text('../protocol/device-id.ts') }]).length, 0)
   const unitOfIngest = join(root, 'test', 'unit', 'ingest', 'probe.test.ts')
   assert.equal(
     doorViolations([{ file: unitOfIngest, text: text('../../../src/modules/ingest/journal.ts') }]).length,
@@ -144,6 +170,7 @@ test('the simulator check reports any import of src but platform/mqtt, and allow
   assert.equal(count('../../config.ts'), 1)
   assert.equal(simulatorViolations([{ file: inSimulator, text: "import '../../version.ts'\n" }]).length, 1)
   assert.equal(count('../../platform/mqtt/index.ts'), 0)
+  assert.equal(count('../../protocol/index.ts'), 0)
   assert.equal(count('./fleet.ts'), 0)
   assert.equal(simulatorViolations([{ file: inSimulator, text: "import mqtt from 'mqtt'\n" }]).length, 0)
   assert.equal(
@@ -152,6 +179,20 @@ test('the simulator check reports any import of src but platform/mqtt, and allow
   )
   // Files of other modules are not the simulator's business here.
   assert.equal(simulatorViolations([{ file: inAlerts, text: text('../devices/index.ts') }]).length, 0)
+})
+
+test('the protocol check reports any import of src outside it, and allows its own files and packages', () => {
+  const inProtocol = join(protocol, 'probe.ts')
+  const count = (source: string) => protocolViolations([{ file: inProtocol, text: source }]).length
+  assert.equal(count(text('./device-id.ts')), 0)
+  assert.equal(count("import { Type } from 'typebox'\n"), 0)
+  assert.equal(count("import { createHash } from 'node:crypto'\n"), 0)
+  assert.equal(count(text('../platform/errors.ts')), 1)
+  assert.equal(count(text('../config.ts')), 1)
+  assert.equal(count(text('../modules/devices/index.ts')), 1)
+  assert.equal(count("export * from '../platform/schemas.ts'\n"), 1)
+  // Files outside the protocol are not its business here.
+  assert.equal(protocolViolations([{ file: inAlerts, text: text('../devices/index.ts') }]).length, 0)
 })
 
 test('the config check reports a module importing src/config, type-only imports included', () => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, describe, test } from 'node:test'
 import { sql } from 'kysely'
 import { FsArchiveStore, InvalidArchiveKey } from '../src/modules/archive/index.ts'
-import { isDeviceId } from '../src/platform/device-id.ts'
+import { isDeviceId } from '../src/protocol/device-id.ts'
 import { brokerUrl, build, type TestApp } from './helpers/build.ts'
 import {
   connectDevice,

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
+import { Compile } from 'typebox/compile'
 import { CONFIGURATION_MD, renderConfiguration, undocumented } from '../scripts/docs-config.ts'
 import { COMMAND_NAMES, canonicalJson, verifyCommand } from '../src/modules/commands/index.ts'
 import { parseMessage, Rejected } from '../src/modules/ingest/index.ts'
+import { DEVICE_KINDS, MESSAGE_KINDS, type MessageKindName } from '../src/protocol/index.ts'
 
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8')
 
@@ -33,19 +35,25 @@ describe('docs/PROTOCOL.md agrees with the server', () => {
       assert.ok(!(parsed instanceof Rejected), `${topic}: ${(parsed as Rejected).detail}\n${body}`)
       kinds.add(parsed.category + (parsed.category === 'telemetry' && parsed.v1 ? '_v1' : ''))
     }
-    assert.deepEqual([...kinds].sort(), [
-      'command_ack',
-      'hello',
-      'ota_status',
-      'status',
-      'telemetry',
-      'telemetry_v1',
-    ])
+    // One example of every device → server kind of the protocol table, and of v1 telemetry.
+    assert.deepEqual([...kinds].sort(), [...DEVICE_KINDS, 'telemetry_v1'].sort())
   })
 
-  test('every message type, topic and field of the envelope table is one the parser knows', () => {
-    for (const topic of ['telemetry', 'hello', 'status', 'command/ack', 'ota/status', 'command']) {
-      assert.match(doc, new RegExp(`\`iot/\\{id\\}/${topic}\``), topic)
+  test('the topics table is the protocol table: one row per kind, its direction, QoS and retain', () => {
+    const rows = doc
+      .split('\n')
+      .filter((line) => line.startsWith('| `iot/{id}/'))
+      .map((line) => line.split('|').map((cell) => cell.trim()))
+    assert.equal(rows.length, Object.keys(MESSAGE_KINDS).length, 'one row per message kind')
+    for (const name of Object.keys(MESSAGE_KINDS) as MessageKindName[]) {
+      const kind = MESSAGE_KINDS[name]
+      const row = rows.find((cells) => cells[1] === `\`iot/{id}/${kind.suffix}\``)
+      assert.ok(row, `no row for iot/{id}/${kind.suffix}`)
+      const [, , direction, qos, retained] = row
+      const from = kind.direction === 'device→server' ? 'meter → server' : 'server → meter'
+      assert.ok(direction?.startsWith(from), `${name}: direction ${direction}`)
+      assert.equal(qos, String(kind.qos), `${name}: QoS`)
+      assert.equal(retained, kind.retained ? '**yes**' : 'no', `${name}: retained`)
     }
   })
 
@@ -54,6 +62,7 @@ describe('docs/PROTOCOL.md agrees with the server', () => {
     assert.ok(command, 'no ```json command block')
     const envelope = JSON.parse(command.body) as Record<string, unknown>
     assert.ok((COMMAND_NAMES as readonly string[]).includes(envelope.cmd as string))
+    assert.ok(Compile(MESSAGE_KINDS.command.schema).Check(envelope), "the protocol table's command schema")
     const key = /key \(hex\): `([0-9a-f]{64})`/.exec(doc)?.[1]
     const canonical = blocks.find((b) => b.info === 'text canonical')?.body.trim()
     const hex = /HMAC-SHA256 \(hex\): `([0-9a-f]{64})`/.exec(doc)?.[1]

@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import { sql } from 'kysely'
 import type { MqttClient } from 'mqtt'
 import { type ParseLimits, parseMessage, Rejected } from '../src/modules/ingest/index.ts'
+import { DEVICE_KINDS, MESSAGE_KINDS } from '../src/protocol/index.ts'
 import { brokerUrl, build, type TestApp } from './helpers/build.ts'
 import { connectDevice, dcTelemetry, publishJson, registerDevice, waitFor } from './helpers/device.ts'
 import { uniqueName } from './helpers/env.ts'
@@ -53,7 +54,7 @@ const runs = (n: number, seed: number): fc.Parameters<unknown> => ({
 })
 let cases = 0
 
-/** The protocol's cap on measurements per datagram (PROTOCOL.md; message-schemas.ts). */
+/** The protocol's cap on measurements per datagram (PROTOCOL.md; src/protocol/message-schemas.ts). */
 const MAX_MEASUREMENTS = 200
 const LIMITS: ParseLimits = { maxBytes: 64 * 1024, maxFutureMs: 86400_000, maxPastMs: 365 * 86400_000 }
 
@@ -297,7 +298,7 @@ const topic = fc.oneof(
   {
     weight: 6,
     arbitrary: fc
-      .constantFrom('telemetry', 'hello', 'status', 'command/ack', 'ota/status')
+      .constantFrom(...DEVICE_KINDS.map((kind) => MESSAGE_KINDS[kind].suffix))
       .map((c) => `iot/${ID}/${c}`),
   },
   {

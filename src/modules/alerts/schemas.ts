@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox'
-import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
 import { IsoTime, Nullable } from '../../platform/schemas.ts'
+import { DEVICE_ID_PATTERN } from '../../protocol/index.ts'
 
 export const Severity = Type.Union(
   [Type.Literal('info'), Type.Literal('warning'), Type.Literal('error'), Type.Literal('critical')],

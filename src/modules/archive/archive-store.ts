@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import { isDeviceId } from '../../platform/device-id.ts'
+import { ARCHIVE_CATEGORIES, type ArchiveCategory, isDeviceId } from '../../protocol/index.ts'
 
 export interface ArchiveObject {
   key: string
@@ -28,8 +28,9 @@ export interface ArchiveStore {
   close(): Promise<void>
 }
 
-export const CATEGORIES = ['telemetry', 'hello', 'status', 'command_ack', 'ota_status'] as const
-export type Category = (typeof CATEGORIES)[number]
+/** The archive's categories: the kinds of the protocol table that are archived. */
+export const CATEGORIES: readonly ArchiveCategory[] = ARCHIVE_CATEGORIES
+export type Category = ArchiveCategory
 
 /** The part of a key after `{device_id}/{category}/`: its time order across categories. */
 export const timePart = (key: string) => key.split('/').slice(2).join('/')

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { NotFoundError } from '../../platform/domain-errors.ts'
 import { errors, IsoTime } from '../../platform/schemas.ts'
+import { ARCHIVE_CATEGORIES } from '../../protocol/index.ts'
 import { DeviceId, type DevicesService } from '../devices/index.ts'
 import type { ArchiveStore } from './archive-store.ts'
 
@@ -18,8 +19,7 @@ const RawObject = Type.Object({ filename: Type.String(), size: Type.Integer(), l
 const ObjectParams = Type.Object({
   device_id: DeviceId,
   '*': Type.String({
-    pattern:
-      '^(telemetry|hello|status|command_ack|ota_status)/\\d{4}/\\d\\d/\\d\\d/[A-Za-z0-9_.-]{1,100}\\.ndjson$',
+    pattern: `^(${ARCHIVE_CATEGORIES.join('|')})/\\d{4}/\\d\\d/\\d\\d/[A-Za-z0-9_.-]{1,100}\\.ndjson$`,
     description: 'the filename of a listing without its leading "{device_id}/"',
   }),
 })

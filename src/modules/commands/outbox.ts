@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { MqttHub } from '../../platform/mqtt/index.ts'
+import { MESSAGE_KINDS, topicOf } from '../../protocol/index.ts'
 import type { CommandKeys } from './command-keys.ts'
 import { buildEnvelope } from './command-signature.ts'
 import * as repo from './repository.ts'
@@ -83,8 +84,9 @@ export class CommandOutbox {
         },
         key,
       )
-      const topic = `iot/${command.device_id}/command`
-      const { delivered, failed } = await mqtt.publish(topic, JSON.stringify(envelope), { qos: 2 })
+      const topic = topicOf(command.device_id, 'command')
+      const qos = MESSAGE_KINDS.command.qos
+      const { delivered, failed } = await mqtt.publish(topic, JSON.stringify(envelope), { qos })
       if (delivered.length === 0) return false
       await repo.markSent(db, command.cmd_id)
       log.info({ cmd_id: command.cmd_id, device_id: command.device_id, delivered, failed }, 'command sent')

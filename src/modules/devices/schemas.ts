@@ -1,10 +1,6 @@
 import { type Static, Type } from 'typebox'
-import {
-  DEVICE_ID_DESCRIPTION,
-  DEVICE_ID_PATTERN,
-  LEGACY_DEVICE_ID_PATTERN,
-} from '../../platform/device-id.ts'
 import { IsoTime, Nullable } from '../../platform/schemas.ts'
+import { DEVICE_ID_DESCRIPTION, DEVICE_ID_PATTERN, LEGACY_DEVICE_ID_PATTERN } from '../../protocol/index.ts'
 
 export const DeviceId = Type.String({
   pattern: DEVICE_ID_PATTERN,

@@ -1,13 +1,12 @@
 import type { Writable } from 'node:stream'
 import type { Aedes, AuthorizePublishHandler } from 'aedes'
 import type { MqttHub } from '../../platform/mqtt/index.ts'
+import { DEVICE_KINDS, everyDeviceFilter } from '../../protocol/index.ts'
 import { parseTopic } from './parse-message.ts'
 import type { IngestPipeline } from './pipeline.ts'
 
-/** Device → server topics; subscribed at QoS 1 (devices publish at QoS 2 to the broker). */
-export const INGEST_TOPICS = ['telemetry', 'hello', 'status', 'command/ack', 'ota/status'].map(
-  (t) => `iot/+/${t}`,
-)
+/** Device → server topics of every device; subscribed at QoS 1 whatever QoS the devices publish at. */
+export const INGEST_TOPICS = DEVICE_KINDS.map(everyDeviceFilter)
 
 /**
  * External brokers: subscribe on every broker (MQTT v5 shared subscription when a group is set)

@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Kysely } from 'kysely'
 import { Type } from 'typebox'
 import type { Database } from '../../platform/db/index.ts'
-import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
 import { errors, IsoTime, Nullable } from '../../platform/schemas.ts'
+import { DEVICE_ID_PATTERN } from '../../protocol/index.ts'
 import { countQuarantined, listQuarantined } from './quarantine-repository.ts'
 
 const Quarantined = Type.Object({

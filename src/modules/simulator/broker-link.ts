@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import mqtt, { type MqttClient } from 'mqtt'
-import { type Outgoing, type PublishedType, topicOf } from './messages.ts'
+import { MESSAGE_KINDS, topicOf } from '../../protocol/index.ts'
+import type { Outgoing, PublishedType } from './messages.ts'
 
 /**
  * Unacknowledged QoS 1/2 publishes per connection. Mosquitto's max_inflight_messages 20
@@ -60,9 +61,13 @@ export class BrokerLink {
     })
     const { events, log } = options
     // Queued by MQTT.js until connected; it resubscribes by itself when the session is gone.
-    this.client.subscribe(topicOf(options.clientId, 'command'), { qos: 2 }, (error) => {
-      if (error && !this.closed) log.warn({ err: error, broker: url }, 'command subscription failed')
-    })
+    this.client.subscribe(
+      topicOf(options.clientId, 'command'),
+      { qos: MESSAGE_KINDS.command.qos },
+      (error) => {
+        if (error && !this.closed) log.warn({ err: error, broker: url }, 'command subscription failed')
+      },
+    )
     this.client.on('connect', () => {
       this.queue.unshift(options.online())
       events.connectionChanged()
@@ -124,7 +129,7 @@ export class BrokerLink {
 
   private willPacket() {
     const will = this.options.will()
-    return { topic: will.topic, payload: Buffer.from(will.payload), qos: 1 as const, retain: true }
+    return { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain }
   }
 
   private idle(): boolean {

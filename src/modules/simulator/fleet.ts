@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { DEVICE_KINDS } from '../../protocol/index.ts'
 import type { KeyProvider } from './command-processor.ts'
 import { type MeterConfig, planFleet, provisionedConfig, registrationOf } from './fleet-plan.ts'
 import type { CommandResult, PublishedType } from './messages.ts'
@@ -57,7 +58,7 @@ export class Fleet {
   private readonly factory: MeterConfig
   private readonly counts = {
     connected: 0,
-    published: { telemetry: 0, hello: 0, status: 0, command_ack: 0, ota_status: 0 },
+    published: Object.fromEntries(DEVICE_KINDS.map((kind) => [kind, 0])) as Record<PublishedType, number>,
     acked: 0,
     commands: 0,
   }

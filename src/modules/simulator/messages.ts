@@ -1,6 +1,8 @@
-/** Device → server messages of PROTOCOL.md v2 and where each one goes. */
-export type MessageType = 'telemetry' | 'hello' | 'command_ack' | 'ota_status'
-export type PublishedType = MessageType | 'status'
+import { type DeviceKindName, MAX_MEASUREMENTS, MESSAGE_KINDS, topicOf } from '../../protocol/index.ts'
+
+/** Device → server messages of PROTOCOL.md v2 (the protocol's table); all but status are enveloped. */
+export type PublishedType = DeviceKindName
+export type MessageType = Exclude<PublishedType, 'status'>
 
 export interface Measurement {
   ts: string
@@ -22,21 +24,7 @@ export interface Outgoing {
 }
 
 /** At most this many measurements in one telemetry datagram (PROTOCOL.md). */
-export const MAX_MEASUREMENTS = 200
-
-const SUFFIX: Record<PublishedType, string> = {
-  telemetry: 'telemetry',
-  hello: 'hello',
-  command_ack: 'command/ack',
-  ota_status: 'ota/status',
-  status: 'status',
-}
-
-export const topicOf = (deviceId: string, type: PublishedType | 'command') =>
-  `iot/${deviceId}/${type === 'command' ? 'command' : SUFFIX[type]}`
-
-/** QoS 2 for data and acks, QoS 1 for the OTA progress and the retained status. */
-export const qosOf = (type: PublishedType): 1 | 2 => (type === 'ota_status' || type === 'status' ? 1 : 2)
+export { MAX_MEASUREMENTS }
 
 /** An enveloped message: {v: 2, device_id, ts, seq, msg_type, ...body}. */
 export function envelope(
@@ -51,8 +39,8 @@ export function envelope(
     type,
     topic: topicOf(deviceId, type),
     payload: JSON.stringify(message),
-    qos: qosOf(type),
-    retain: false,
+    qos: MESSAGE_KINDS[type].qos,
+    retain: MESSAGE_KINDS[type].retained,
   }
 }
 
@@ -62,8 +50,8 @@ export function statusMessage(deviceId: string, status: 'online' | 'offline', no
     type: 'status',
     topic: topicOf(deviceId, 'status'),
     payload: JSON.stringify({ v: 2, device_id: deviceId, ts: now.toISOString(), status }),
-    qos: 1,
-    retain: true,
+    qos: MESSAGE_KINDS.status.qos,
+    retain: MESSAGE_KINDS.status.retained,
   }
 }
 

@@ -7,7 +7,7 @@ import type {
   AuthorizeSubscribeHandler,
   Client,
 } from 'aedes'
-import { isDeviceId } from '../device-id.ts'
+import { deviceMayPublish, deviceMaySubscribe, isDeviceId } from '../../protocol/index.ts'
 import {
   BLOCKED_REASONS,
   type BlockedBy,
@@ -55,23 +55,6 @@ const NO_PRICE: FailedConnectPolicy = { delayMs: 0, maxHeld: 0, max: 0, windowMs
 
 type Identity = { kind: 'internal' } | { kind: 'anonymous' } | { kind: 'device'; deviceId: string }
 
-/**
- * Topics a device may publish to, below `iot/{own id}/` (PROTOCOL.md: device → server; the will
- * is `status`). A device may subscribe to exactly `iot/{own id}/command` — no wildcards.
- */
-export const DEVICE_PUBLISH_SUFFIXES = ['telemetry', 'hello', 'status', 'command/ack', 'ota/status'] as const
-export const DEVICE_SUBSCRIBE_SUFFIX = 'command'
-
-export function deviceMayPublish(deviceId: string, topic: string): boolean {
-  const prefix = `iot/${deviceId}/`
-  if (!topic.startsWith(prefix)) return false
-  return (DEVICE_PUBLISH_SUFFIXES as readonly string[]).includes(topic.slice(prefix.length))
-}
-
-export function deviceMaySubscribe(deviceId: string, topicFilter: string): boolean {
-  return topicFilter === `iot/${deviceId}/${DEVICE_SUBSCRIBE_SUFFIX}`
-}
-
 function authError(returnCode: 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError
 }
@@ -91,8 +74,8 @@ function sameSecret(given: Buffer | undefined, expected: string): boolean {
  * - `mtls`: only connections on the TLS listener, whose verified client certificate's CN is the
  *   device_id and equals the client id; plain-TCP connections are refused for devices.
  * - `none` (labs): anonymous, no ACL — as before this existed.
- * - ACL for devices: publish only to `iot/{own id}/(telemetry|hello|status|command/ack|ota/status)`
- *   (the will included), subscribe only to `iot/{own id}/command`. A denied publish is an error, which
+ * - ACL for devices (the protocol's table, src/protocol): publish only the device → server kinds on
+ *   `iot/{own id}/…` (the will included), subscribe only to `iot/{own id}/command`. A denied publish is an error, which
  *   makes aedes drop the message unacknowledged and close the connection; a denied subscription is
  *   granted 0x80 and the connection stays.
  *

@@ -13,8 +13,6 @@ export {
   type DeniedAction,
   type DeviceAuthMode,
   type DeviceCredentialCheck,
-  deviceMayPublish,
-  deviceMaySubscribe,
 } from './broker-auth.ts'
 export type { EmbeddedBroker } from './embedded-broker.ts'
 export { startEmbeddedBroker } from './embedded-broker.ts'

@@ -1,9 +1,9 @@
+import { isRetainedTopic } from '../../protocol/index.ts'
+
 /** Retained payloads larger than this are published, but not retained. */
 export const RETAIN_MAX_BYTES = 1024
 /** Retained topics the embedded broker keeps at most (one per device: its status). */
 export const RETAINED_MAX = 100_000
-
-const STATUS = /^iot\/[^/]+\/status$/
 
 /**
  * Retained messages only where the protocol uses them (issue 16 row 3): a device's `status`
@@ -20,7 +20,7 @@ export class RetainPolicy {
       this.topics.delete(topic)
       return true
     }
-    if (!STATUS.test(topic) || bytes > RETAIN_MAX_BYTES) return false
+    if (!isRetainedTopic(topic) || bytes > RETAIN_MAX_BYTES) return false
     if (!this.topics.has(topic) && this.topics.size >= RETAINED_MAX) return false
     this.topics.add(topic)
     return true

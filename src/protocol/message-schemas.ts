@@ -1,8 +1,7 @@
 import { Type } from 'typebox'
-import { Compile } from 'typebox/compile'
-import { DEVICE_ID_PATTERN } from '../../platform/device-id.ts'
+import { DEVICE_ID_PATTERN } from './device-id.ts'
 
-/** Wire schemas of device → server messages (PROTOCOL.md v2), compiled once. */
+/** Wire schemas of the messages of PROTOCOL.md v2; the device → server ones are compiled once. */
 const DeviceIdField = Type.String({ pattern: DEVICE_ID_PATTERN })
 const TimeField = Type.String({ minLength: 20, maxLength: 35 })
 /** Text that is stored in PostgreSQL, which cannot hold a NUL character (U+0000). */
@@ -20,13 +19,16 @@ const Envelope = {
 
 export const MAX_MEASUREMENTS = 200
 
+/** The name of a measurement (`type` in v2, a numeric field's name in v1). */
+export const MEASUREMENT_TYPE_PATTERN = '^[a-z][a-z0-9_]{0,31}$'
+
 export const TelemetryV2 = Type.Object({
   ...Envelope,
   msg_type: Type.Literal('telemetry'),
   measurements: Type.Array(
     Type.Object({
       ts: TimeField,
-      type: Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }),
+      type: Type.String({ pattern: MEASUREMENT_TYPE_PATTERN }),
       val: Type.Number(),
       unit: Type.Optional(FreeText(16)),
     }),
@@ -79,11 +81,14 @@ export const TelemetryV1 = Type.Object({
   timestamp: TimeField,
 })
 
-export const validators = {
-  telemetry: Compile(TelemetryV2),
-  hello: Compile(Hello),
-  status: Compile(Status),
-  command_ack: Compile(CommandAck),
-  ota_status: Compile(OtaStatus),
-  telemetry_v1: Compile(TelemetryV1),
-}
+/** What the server publishes on `iot/{id}/command`: signed (HMAC over the rest, see the commands module). */
+export const Command = Type.Object({
+  v: Type.Literal(2),
+  device_id: DeviceIdField,
+  cmd_id: Uuid,
+  ts: TimeField,
+  exp: TimeField,
+  cmd: Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }),
+  params: Type.Object({}, { additionalProperties: true }),
+  sig: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+})
