@@ -1,7 +1,7 @@
 /**
  * Writes docs/CONFIGURATION.md from the configuration schema (src/config/, one file per concern), so
  * the reference cannot drift from what the server accepts. Run `npm run docs:config` after changing a variable;
- * test/docs.test.ts fails while the file and the schema disagree.
+ * test/lint/docs.test.ts fails while the file and the schema disagree.
  */
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -60,7 +60,7 @@ export async function insertAsValues(db: Kysely<Database>, datagrams: readonly D
 
 /**
  * PostgresTelemetryStore writing its rows with the statement before (insertAsValues): the baseline
- * of bench/telemetry-write.ts, and what test/telemetry-write.test.ts compares the default against.
+ * of bench/telemetry-write.ts, and what test/unit/telemetry/telemetry-write.test.ts compares the default against.
  */
 export class ValuesTelemetryStore extends PostgresTelemetryStore {
   protected override insertRows(datagrams: Datagram[]): Promise<void> {

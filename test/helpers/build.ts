@@ -42,7 +42,7 @@ export async function build(env: Record<string, string> = {}, options: BuildOpti
     AUTH_DISABLED: 'false',
     ADMIN_TOKEN: adminToken,
     RATE_LIMIT_MAX: '0',
-    // Devices in tests connect anonymously; test/mqtt-auth.test.ts builds with token / mtls.
+    // Devices in tests connect anonymously; test/app/mqtt-auth.test.ts builds with token / mtls.
     MQTT_DEVICE_AUTH: 'none',
     ...(schema ? { DATABASE_URL: schema.url } : {}),
     ...(realMqttUrl ? { MQTT_URL: realMqttUrl } : {}),

@@ -54,7 +54,7 @@ export async function startServer(env: Record<string, string>, timeoutMs = 60_00
       AUTH_DISABLED: 'false',
       ...(adminToken ? { ADMIN_TOKEN: adminToken } : {}),
       RATE_LIMIT_MAX: '0',
-      // Anonymous devices on the embedded broker (test/mqtt-auth.test.ts covers authentication).
+      // Anonymous devices on the embedded broker (test/app/mqtt-auth.test.ts covers authentication).
       MQTT_DEVICE_AUTH: 'none',
       ...env,
     },

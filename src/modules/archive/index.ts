@@ -8,15 +8,8 @@ import { createS3ArchiveStore } from './s3-archive.ts'
 
 export { type ArchiveBatch, ArchiveBuffer } from './archive-buffer.ts'
 export type { ArchiveConfig } from './archive-config.ts'
-export {
-  type ArchiveObject,
-  type ArchiveStore,
-  CATEGORIES,
-  type Category,
-  InvalidArchiveKey,
-} from './archive-store.ts'
+export { type ArchiveObject, type ArchiveStore, type Category, InvalidArchiveKey } from './archive-store.ts'
 export { FsArchiveStore } from './fs-archive.ts'
-export { createS3Client, S3ArchiveStore } from './s3-archive.ts'
 
 export interface ArchiveModuleOptions {
   dataDir: string

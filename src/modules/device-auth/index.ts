@@ -5,9 +5,9 @@ import type { DevicesService } from '../devices/index.ts'
 import { deviceSecretRoutes } from './routes.ts'
 import { DeviceSecrets } from './service.ts'
 
-export { DEFAULT_HASH_CACHE, HashCache, type HashCacheOptions } from './hash-cache.ts'
+export { HashCache, type HashCacheOptions } from './hash-cache.ts'
 export type { MqttSecret } from './schemas.ts'
-export { DeviceSecrets, hashSecret } from './service.ts'
+export { DeviceSecrets } from './service.ts'
 
 export interface DeviceAuthModuleOptions {
   db: Kysely<Database>

@@ -22,9 +22,9 @@ async function reportInvalidIds(app: FastifyInstance, service: DevicesService) {
 
 export type { DeviceActivity } from './activity.ts'
 export type { DeviceConfig } from './device-config.ts'
-export { DEFAULT_DEVICE_CONFIG, livenessTimeoutMs } from './device-config.ts'
+export { DEFAULT_DEVICE_CONFIG } from './device-config.ts'
 export { type Device, type DeviceCreate, DeviceId, DeviceParams } from './schemas.ts'
-export { DEVICE_NOT_FOUND, DevicesService } from './service.ts'
+export { DevicesService } from './service.ts'
 
 /** Builds the devices module: its facade for other modules and its HTTP routes. */
 export function createDevicesModule(db: Kysely<Database>) {

@@ -17,8 +17,7 @@ import { type CommandSink, PlanEffects } from './plan-effects.ts'
 import { quarantineRoutes } from './quarantine-routes.ts'
 
 export type { IngestConfig } from './ingest-config.ts'
-export { INGEST_TOPICS } from './intake.ts'
-export { Journal } from './journal.ts'
+
 export { type ParseLimits, parseMessage, Rejected } from './parse-message.ts'
 export type { CommandSink } from './plan-effects.ts'
 

@@ -9,7 +9,7 @@ import { RETENTION_JOB, RetentionJob, type RetentionPolicy } from './retention-j
 import { RetentionResponse } from './schemas.ts'
 
 export type { RetentionConfig } from './retention-config.ts'
-export { RetentionJob, type RetentionRun } from './retention-job.ts'
+export type { RetentionRun } from './retention-job.ts'
 
 export interface RetentionModuleOptions {
   db: Kysely<Database>

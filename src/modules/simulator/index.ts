@@ -8,21 +8,15 @@ import { type DeviceDirectory, facadeRegistrar } from './registration.ts'
 import type { SimulatorConfig } from './simulator-config.ts'
 
 export type { KeyProvider } from './command-processor.ts'
-export { canonicalJson, signCommand, verifyCommand } from './command-signature.ts'
-export { DutyCycle, type Phase } from './duty-cycle.ts'
+export { signCommand } from './command-signature.ts'
+export type { Phase } from './duty-cycle.ts'
 export { Fleet, type FleetStats, type SecretProvider } from './fleet.ts'
-export {
-  type MeterConfig,
-  type MeterIdentity,
-  type MeterRegistration,
-  planFleet,
-} from './fleet-plan.ts'
+export { type MeterConfig, type MeterIdentity, type MeterRegistration, planFleet } from './fleet-plan.ts'
 export { MAX_MEASUREMENTS, type Measurement } from './messages.ts'
-export { activePower, MeterPhysics, type PhysicsSample } from './meter-physics.ts'
+export type { PhysicsSample } from './meter-physics.ts'
 export { createSimulatorMetrics } from './metrics.ts'
 export { type DeviceDirectory, httpRegistrar, type Registrar } from './registration.ts'
-export { mixSeed, SeededRandom } from './seeded-random.ts'
-export { SequenceCounter } from './sequence.ts'
+
 export type { SimulatedMeter } from './simulated-meter.ts'
 export type { SimulatorConfig } from './simulator-config.ts'
 export { SUPPLY_SYSTEMS, type SupplySystem, type VoltageSystem } from './supply-systems.ts'

@@ -22,29 +22,19 @@ export {
   regularStep,
   toDatagram,
 } from './datagram.ts'
-export {
-  BUCKET_MS,
-  type EnergyInterval,
-  type EnergyTotals,
-  emptyInterval,
-  type IntegrationOptions,
-  integrateEnergy,
-  SPLIT_REGISTERS,
-  sumIntervals,
-  totals,
-} from './energy-integrator.ts'
+export type { EnergyInterval, EnergyTotals, IntegrationOptions } from './energy-integrator.ts'
 export type { EnergyService } from './energy-service.ts'
-export { encodeFloat8Array, parseFloat8Array } from './float8-array.ts'
-export { type InfluxStoreOptions, InfluxTelemetryStore } from './influx-store.ts'
-export { DERIVED_TYPES, RANGES, STORED_TYPES } from './measurement-types.ts'
+export { encodeFloat8Array } from './float8-array.ts'
+export type { InfluxStoreOptions } from './influx-store.ts'
+export { STORED_TYPES } from './measurement-types.ts'
 export { PostgresTelemetryStore } from './postgres-store.ts'
-export { type DerivedPower, derivePower, type ElectricalValues, reactiveSign } from './power.ts'
+export type { DerivedPower, ElectricalValues } from './power.ts'
 export { gapRecorded } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeqRun, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 export type { TelemetryConfig } from './telemetry-config.ts'
-export { parseDuration, parseTimePoint } from './time-range.ts'
-export { isAbsurd, toBaseUnit } from './units.ts'
+
+export { toBaseUnit } from './units.ts'
 
 export interface TelemetryModuleOptions {
   db: Kysely<Database>

@@ -40,7 +40,7 @@ export interface SeqRun {
 /**
  * Where time series live. Writes are idempotent: storing the same datagram again (a redelivery, a
  * replayed journal) changes nothing. Adapters: PostgreSQL/PGlite (postgres-store.ts) and InfluxDB
- * (influx-store.ts); test/telemetry-contract.test.ts runs the same cases on both.
+ * (influx-store.ts); test/process/telemetry-contract.test.ts runs the same cases on both.
  */
 export interface TelemetryStore {
   readonly name: string
