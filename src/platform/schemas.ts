@@ -5,7 +5,9 @@ export const ErrorBody = Type.Object(
   {
     error: Type.String({ description: 'what went wrong, in words a person can act on' }),
     code: Type.Optional(
-      Type.String({ description: 'a stable code for programs (docs/API.md "Errors"): not_found, conflict, ...' }),
+      Type.String({
+        description: 'a stable code for programs (docs/API.md "Errors"): not_found, conflict, ...',
+      }),
     ),
   },
   { additionalProperties: true },

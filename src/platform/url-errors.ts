@@ -36,12 +36,10 @@ export function urlErrorHandler(authRequired: boolean) {
 
 function answerBadUrl(error: FastifyError, reply: FastifyReply): void {
   if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    reply
-      .status(414)
-      .send({
-        error: 'a path parameter is longer than allowed (100 characters)',
-        code: EDGE_ERRORS.uriTooLong.code,
-      })
+    reply.status(414).send({
+      error: 'a path parameter is longer than allowed (100 characters)',
+      code: EDGE_ERRORS.uriTooLong.code,
+    })
     return
   }
   reply.status(400).send({ error: 'the URL is not valid percent-encoded UTF-8', code: 'bad_request' })

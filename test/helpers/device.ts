@@ -1,5 +1,7 @@
+import { after, before } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
-import type { TestApp } from './build.ts'
+import { build, type TestApp } from './build.ts'
+import { uniqueName } from './env.ts'
 
 /** A real MQTT.js client playing a meter (MQTT 3.1.1: the embedded broker speaks nothing newer). */
 export async function connectDevice(url: string, clientId: string): Promise<MqttClient> {
@@ -86,4 +88,18 @@ export async function registerDevice(t: TestApp, deviceId: string, metadata: Rec
   })
   if (res.statusCode !== 201) throw new Error(`register ${deviceId}: ${res.statusCode} ${res.body}`)
   return res.json()
+}
+
+/**
+ * The suite's app with one registered device: built before the suite's tests, closed after them.
+ * Read `suite.t` and `suite.pk` inside the tests.
+ */
+export function suiteWithDevice(prefix: string): { t: TestApp; pk: number } {
+  const suite = {} as { t: TestApp; pk: number }
+  before(async () => {
+    suite.t = await build()
+    suite.pk = (await registerDevice(suite.t, uniqueName(prefix))).id
+  })
+  after(() => suite.t.close())
+  return suite
 }

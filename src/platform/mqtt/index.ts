@@ -87,30 +87,26 @@ export const mqttPlugin = fp<MqttPluginOptions>(
         connectTimeout: config.MQTT_CONNECT_TIMEOUT_MS,
       })
       const metrics = app.hasDecorator('metrics') ? app.metrics.client : undefined
-      const denied = metrics
-        ? new metrics.Counter({
-            name: 'mqtt_denied_total',
-            help: 'Embedded broker refusals: CONNECT, publish, will, subscribe',
-            labelNames: ['action'] as const,
-            registers: [metrics.register],
-          })
-        : undefined
-      const blocked = metrics
-        ? new metrics.Counter({
-            name: 'mqtt_connect_blocked_total',
-            help: 'CONNECTs refused unchecked: their address or device reached MQTT_AUTH_FAIL_MAX (also in mqtt_denied_total)',
-            labelNames: ['by'] as const,
-            registers: [metrics.register],
-          })
-        : undefined
-      const guarded = metrics
-        ? new metrics.Counter({
-            name: 'mqtt_connections_closed_total',
-            help: 'Embedded broker connections closed by the pre-authentication guard, by reason',
-            labelNames: ['reason'] as const,
-            registers: [metrics.register],
-          })
-        : undefined
+      /** A labelled counter of the embedded broker, when the app has a metrics registry. */
+      const counter = <L extends string>(name: string, help: string, label: L) =>
+        metrics
+          ? new metrics.Counter({ name, help, labelNames: [label] as const, registers: [metrics.register] })
+          : undefined
+      const denied = counter(
+        'mqtt_denied_total',
+        'Embedded broker refusals: CONNECT, publish, will, subscribe',
+        'action',
+      )
+      const blocked = counter(
+        'mqtt_connect_blocked_total',
+        'CONNECTs refused unchecked: their address or device reached MQTT_AUTH_FAIL_MAX (also in mqtt_denied_total)',
+        'by',
+      )
+      const guarded = counter(
+        'mqtt_connections_closed_total',
+        'Embedded broker connections closed by the pre-authentication guard, by reason',
+        'reason',
+      )
       const log = app.log.child({ component: 'broker-auth' })
       const guard = new PreAuthGuard(
         {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { sql } from 'kysely'
 import { DevicesService } from '../../../src/modules/devices/index.ts'
 import { confirmGaps } from '../../../src/modules/ingest/gap-claims.ts'
 import { loadSeqStates, saveSeqStates } from '../../../src/modules/ingest/seq-state-repository.ts'
-import { build, type TestApp } from '../../helpers/build.ts'
-import { registerDevice } from '../../helpers/device.ts'
+import { registerDevice, suiteWithDevice } from '../../helpers/device.ts'
 import { uniqueName } from '../../helpers/env.ts'
 
 // Issue 16 rows 9 and 10: the ingest's multi-row statements take any number of rows (arrays, not
@@ -13,23 +12,17 @@ import { uniqueName } from '../../helpers/env.ts'
 const OVER = 70_000
 
 describe('ingest statements past 65,535 bind parameters', () => {
-  let t: TestApp
-  let pk: number
-  before(async () => {
-    t = await build()
-    pk = (await registerDevice(t, uniqueName('bind'))).id
-  })
-  after(() => t.close())
+  const suite = suiteWithDevice('bind')
 
   test('seq states, device lookups and activity with 70,000 rows', async () => {
-    const pks = Array.from({ length: OVER }, (_, i) => (i === 0 ? pk : 1_000_000 + i))
+    const pks = Array.from({ length: OVER }, (_, i) => (i === 0 ? suite.pk : 1_000_000 + i))
     const state = { high: 5, bits: '', missing: [] }
     await saveSeqStates(
-      t.app.db,
+      suite.t.app.db,
       pks.map((p) => ({ pk: p, state: state as never })),
     )
-    assert.deepEqual([...(await loadSeqStates(t.app.db, pks)).keys()], [pk])
-    const devices = new DevicesService(t.app.db)
+    assert.deepEqual([...(await loadSeqStates(suite.t.app.db, pks)).keys()], [suite.pk])
+    const devices = new DevicesService(suite.t.app.db)
     assert.equal((await devices.lookupMany(pks.map((p) => `nobody-${p}`))).size, 0)
     assert.equal((await devices.configsByPk(pks)).size, 1)
     const changed = await devices.recordActivity(
@@ -39,16 +32,16 @@ describe('ingest statements past 65,535 bind parameters', () => {
     )
     assert.deepEqual(
       changed.map((c) => c.devicePk),
-      [pk],
+      [suite.pk],
     )
   })
 
   test('row 10: the gaps of a deleted device are not claimed (no foreign-key error)', async () => {
-    const gone = (await registerDevice(t, uniqueName('gone'))).id
-    await sql`delete from devices where id = ${gone}::int`.execute(t.app.db)
+    const gone = (await registerDevice(suite.t, uniqueName('gone'))).id
+    await sql`delete from devices where id = ${gone}::int`.execute(suite.t.app.db)
     const range = { from: 1, to: 3, fromTs: Date.now() - 10_000, toTs: Date.now(), since: Date.now() }
     // The device never stored anything: the store holds no seq of it.
     const none = { storedSeqs: async () => new Set<number>() }
-    assert.deepEqual(await confirmGaps(t.app.db, gone, [range], 'me', none), [])
+    assert.deepEqual(await confirmGaps(suite.t.app.db, gone, [range], 'me', none), [])
   })
 })
