@@ -20,6 +20,9 @@ export interface HubOptions {
   password?: string
 }
 
+/** How long a graceful end of a broker connection may take at shutdown. */
+const CLOSE_GRACE_MS = 5000
+
 /** A broker URL fit for logs and screens: user and password removed. */
 export const withoutCredentials = (url: string) => url.replace(/\/\/[^@/]*@/, '//')
 
@@ -116,10 +119,30 @@ export class MqttHub {
     return { delivered, failed }
   }
 
-  /** Ends every connection: gracefully when connected, at once otherwise (queued packets would wait forever). */
+  /**
+   * Ends every connection: gracefully when connected, at once otherwise (queued packets would wait
+   * forever). A graceful end waits for the in-flight publishes; a connection that died meanwhile
+   * would make it wait forever with nothing left to wake the process (a close that never returns),
+   * so after CLOSE_GRACE_MS the socket is destroyed and the close goes on.
+   */
   async close(): Promise<void> {
     await Promise.all(
-      this.links.map((link) => link.client.endAsync(!link.client.connected).catch(() => undefined)),
+      this.links.map(async (link) => {
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            this.options.logger.warn(
+              { broker: link.name },
+              'mqtt: graceful end timed out; closing the socket',
+            )
+            link.client.stream?.destroy()
+            resolve()
+          }, CLOSE_GRACE_MS)
+        })
+        const ended = link.client.endAsync(!link.client.connected).catch(() => undefined)
+        await Promise.race([ended, late])
+        clearTimeout(timer)
+      }),
     )
   }
 }
