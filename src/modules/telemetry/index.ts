@@ -15,6 +15,7 @@ import type { TelemetryStore } from './store.ts'
 import type { TelemetryConfig } from './telemetry-config.ts'
 import { parseDuration } from './time-range.ts'
 
+export { CompactionJob, type CompactionRun } from './compaction-job.ts'
 export {
   type Datagram,
   FLAG_OUT_OF_RANGE,
