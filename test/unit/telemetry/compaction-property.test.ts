@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
+import pg from 'pg'
 import { FsArchiveStore } from '../../../src/modules/archive/index.ts'
 import { createRetentionModule } from '../../../src/modules/retention/index.ts'
 import { HOUR_MS } from '../../../src/modules/telemetry/compact-rows.ts'
@@ -13,7 +14,7 @@ import { PostgresTelemetryStore } from '../../../src/modules/telemetry/postgres-
 import type { AggregateFn, SeriesQuery } from '../../../src/modules/telemetry/store.ts'
 import { build, type TestApp } from '../../helpers/build.ts'
 import { registerDevice } from '../../helpers/device.ts'
-import { uniqueName } from '../../helpers/env.ts'
+import { realDatabaseUrl, uniqueName } from '../../helpers/env.ts'
 import { seeded } from '../../helpers/random.ts'
 
 const DAY = 86_400_000
@@ -186,6 +187,20 @@ test('the job: one replica at a time, restartable, idempotent; retention still d
   assert.deepStrictEqual(await readAll(store, devicePk, start, start + 4 * HOUR_MS), want)
   const again = await job().run()
   assert.ok(again !== 'busy' && again.compacted === 0, JSON.stringify(again))
+  if (realDatabaseUrl) {
+    // Another replica's session holds the lock: this run is skipped.
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(t.app.db)
+    const other = new pg.Client({ connectionString: t.config.DATABASE_URL })
+    await other.connect()
+    try {
+      await other.query('select pg_advisory_lock(hashtext($1))', [
+        `${rows[0]?.schema}:iot-meter:telemetry-compaction`,
+      ])
+      assert.equal(await job().run(), 'busy')
+    } finally {
+      await other.end()
+    }
+  }
 
   const retention = createRetentionModule({
     db: t.app.db,
