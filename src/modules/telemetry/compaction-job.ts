@@ -56,6 +56,8 @@ export class CompactionJob {
 
   /** One run, or 'busy' when another replica (or run) holds the lock. */
   async run(now = Date.now()): Promise<CompactionRun | 'busy'> {
+    // Before taking a connection: PGlite has one, and the row type is read through the pool.
+    await this.records.ready()
     return this.db.connection().execute(async (conn) => {
       const key = sql`hashtext(current_schema() || ':iot-meter:telemetry-compaction')`
       const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${key}) as locked`.execute(
