@@ -39,4 +39,17 @@ export const storageSettings = {
   ENERGY_MAX_GAP_S: Type.Optional(
     Type.Number({ exclusiveMinimum: 0, maximum: 86400, description: 'default: 5 × the sampling cadence' }),
   ),
+  TELEMETRY_COMPACT_AFTER_H: Type.Integer({
+    minimum: 0,
+    maximum: 8760,
+    default: 24,
+    description:
+      'raw telemetry older than this many hours is compacted into one row per device and hour of samples (PostgreSQL/PGlite store; lossless); 0 = never',
+  }),
+  TELEMETRY_COMPACT_INTERVAL_S: Type.Integer({
+    minimum: 10,
+    maximum: 86400,
+    default: 600,
+    description: 'how often the compaction job runs (one replica at a time)',
+  }),
 }

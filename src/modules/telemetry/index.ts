@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
 import { DEFAULT_DEVICE_CONFIG, type DevicesService } from '../devices/index.ts'
+import { CompactionJob } from './compaction-job.ts'
 import { energyRoutes } from './energy-routes.ts'
 import { EnergyService } from './energy-service.ts'
 import { InfluxTelemetryStore } from './influx-store.ts'
@@ -14,6 +15,7 @@ import type { TelemetryStore } from './store.ts'
 import type { TelemetryConfig } from './telemetry-config.ts'
 import { parseDuration } from './time-range.ts'
 
+export { CompactionJob, type CompactionRun } from './compaction-job.ts'
 export {
   type Datagram,
   FLAG_OUT_OF_RANGE,
@@ -48,7 +50,7 @@ export interface TelemetryModuleOptions {
 /** InfluxDB 2 when INFLUX_URL is set (the configuration checks all four INFLUX_* variables), else PostgreSQL/PGlite. */
 function createStore(config: TelemetryConfig, db: Kysely<Database>, devices: DevicesService): TelemetryStore {
   const { INFLUX_URL: url, INFLUX_TOKEN: token, INFLUX_ORG: org, INFLUX_BUCKET: bucket } = config
-  if (!url) return new PostgresTelemetryStore(db)
+  if (!url) return new PostgresTelemetryStore(db, config.TELEMETRY_COMPACT_AFTER_H * 3_600_000)
   if (!token || !org || !bucket)
     throw new Error('INFLUX_URL needs INFLUX_TOKEN, INFLUX_ORG and INFLUX_BUCKET')
   // The devices table is the devices module's: ask its facade.
@@ -85,11 +87,24 @@ export function createTelemetryModule({ db, devices, config, log, energySettleMs
     },
     (err) => log.warn({ err }, 'rollup refresh failed; will retry'),
   )
+  // Raw rows older than TELEMETRY_COMPACT_AFTER_H into compact rows (PostgreSQL store only).
+  const compaction =
+    store instanceof PostgresTelemetryStore && config.TELEMETRY_COMPACT_AFTER_H > 0
+      ? new CompactionJob(
+          db,
+          store.records,
+          config.TELEMETRY_COMPACT_AFTER_H * 3_600_000,
+          config.MQTT_CLIENT_ID,
+          log.child({ module: 'telemetry-compaction' }),
+        )
+      : undefined
   const plugin: FastifyPluginAsync = async (app) => {
     app.readiness.add('telemetry_store', () => store.ping())
     energy.start(5000)
     if (store instanceof PostgresTelemetryStore) rollups.start(5000)
+    compaction?.start(config.TELEMETRY_COMPACT_INTERVAL_S * 1000)
     app.addHook('onClose', async () => {
+      await compaction?.stop()
       await rollups.stop()
       await energy.stop()
       await store.close()
@@ -97,5 +112,5 @@ export function createTelemetryModule({ db, devices, config, log, energySettleMs
     await app.register(metricsRoutes, { store, devices })
     await app.register(energyRoutes, { energy, devices })
   }
-  return { service, plugin }
+  return { service, plugin, compaction }
 }

@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import { markLateUnits } from './compaction.ts'
 import type { Datagram } from './datagram.ts'
 import { parseFloat8Array } from './float8-array.ts'
 import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
@@ -131,9 +132,14 @@ const AGGREGATES = {
 export class PostgresTelemetryStore implements TelemetryStore {
   readonly name = 'postgres'
 
-  private readonly records: RecordsInsert
+  /** The row writer, shared with the compaction job (compaction-job.ts). */
+  readonly records: RecordsInsert
 
-  constructor(protected readonly db: Kysely<Database>) {
+  /** `compactAfterMs`: when set, datagrams of hours that may be compacted already are marked for the job. */
+  constructor(
+    protected readonly db: Kysely<Database>,
+    private readonly compactAfterMs = 0,
+  ) {
     this.records = new RecordsInsert(db)
   }
 
@@ -141,7 +147,11 @@ export class PostgresTelemetryStore implements TelemetryStore {
   async write(datagrams: Datagram[]): Promise<void> {
     if (datagrams.length === 0) return
     await this.insertRows(datagrams)
-    await markRollupsDirty(this.db, datagrams)
+    // Both after the rows (a mark must not be consumed before them), side by side: no added latency.
+    await Promise.all([
+      markRollupsDirty(this.db, datagrams),
+      this.compactAfterMs > 0 ? markLateUnits(this.db, datagrams, this.compactAfterMs) : undefined,
+    ])
   }
 
   /**

@@ -35,12 +35,18 @@ export class RecordsInsert {
 
   constructor(private readonly db: Kysely<Database>) {}
 
-  async write(datagrams: readonly Datagram[]): Promise<void> {
+  /** Writes the rows, through `db` when given (a transaction: compaction writes its rows in one). */
+  async write(datagrams: readonly Datagram[], db: Kysely<Database> = this.db): Promise<void> {
     const { encoder, statement } = await this.prepare()
     for (let i = 0; i < datagrams.length; i += ROWS_PER_RECORDS_INSERT) {
       const rows = encoder.encode(datagrams.slice(i, i + ROWS_PER_RECORDS_INSERT))
-      await this.db.executeQuery(CompiledQuery.raw(statement, [binaryParam(rows)]))
+      await db.executeQuery(CompiledQuery.raw(statement, [binaryParam(rows)]))
     }
+  }
+
+  /** Reads the row type now: before a transaction, on PGlite's one connection, it must not wait for it. */
+  async ready(): Promise<void> {
+    await this.prepare()
   }
 
   /** The table's row type and live columns, read once per store (a failed read is retried). */

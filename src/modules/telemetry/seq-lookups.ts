@@ -6,7 +6,10 @@ import type { SeqRun } from './store.ts'
 export const SEQ_SPAN_MS = 3_600_000
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** The seqs of a run stored in the PostgreSQL telemetry table (by any replica): PostgresTelemetryStore's. */
+/**
+ * The seqs of a run stored in the PostgreSQL telemetry table (by any replica): PostgresTelemetryStore's.
+ * Compacted datagrams count (their rows stay as keys); compact rows (seq < 0) are no datagram's.
+ */
 export async function storedSeqsInTable(
   db: Kysely<Database>,
   devicePk: number,
@@ -17,7 +20,7 @@ export async function storedSeqsInTable(
   const rows = await sql<{ seq: string | number }>`
     select seq from telemetry
     where device_pk = ${devicePk}::int and t0 >= ${iso(r.fromTs - SEQ_SPAN_MS)}::timestamptz
-      and t0 <= ${iso(r.toTs)}::timestamptz and ${seqs}`.execute(db)
+      and t0 <= ${iso(r.toTs)}::timestamptz and seq >= 0 and ${seqs}`.execute(db)
   return new Set(rows.rows.map((x) => Number(x.seq)))
 }
 

@@ -9,4 +9,9 @@ export interface TelemetryConfig {
   readonly ENERGY_INTERVAL: string
   readonly ENERGY_MAX_GAP_S?: number
   readonly INGEST_GAP_GRACE_MS: number
+  /** Hours after which raw rows are compacted (0 = never), and how often the job runs. */
+  readonly TELEMETRY_COMPACT_AFTER_H: number
+  readonly TELEMETRY_COMPACT_INTERVAL_S: number
+  /** The replica's name, recorded with each run of the compaction job. */
+  readonly MQTT_CLIENT_ID: string
 }

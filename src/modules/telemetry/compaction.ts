@@ -1,0 +1,119 @@
+import { type Kysely, type RawBuilder, sql } from 'kysely'
+import type { Database } from '../../platform/db/index.ts'
+import { compactRows, compactSeq, FLAG_COMPACTED, HOUR_MS, type StoredRow } from './compact-rows.ts'
+import type { Datagram } from './datagram.ts'
+import { STORED_TYPES } from './measurement-types.ts'
+import type { RecordsInsert } from './records-insert.ts'
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** A device and an hour of datagram t0: what one compaction takes. */
+export interface CompactionUnit {
+  devicePk: number
+  hour: number
+}
+
+export type UnitOutcome = 'compacted' | 'none' | 'skipped'
+
+const arraysAsText = sql.join(STORED_TYPES.map((type) => sql`${sql.ref(type)}::text as ${sql.ref(type)}`))
+
+async function readRows(
+  db: Kysely<Database>,
+  devicePk: number,
+  where: RawBuilder<unknown>,
+): Promise<StoredRow[]> {
+  const { rows } = await sql<StoredRow>`
+    select (extract(epoch from t0) * 1000)::float8 as t0, seq, n, step_ms, offsets_ms::text as offsets, other,
+      ${arraysAsText}
+    from telemetry where device_pk = ${devicePk}::int and ${where}
+    order by t0, seq`.execute(db)
+  return rows
+}
+
+/** Rows of these keys (t0 in ms, seq) of the device, as `(t0, seq) in (…)`. */
+const keysOf = (rows: readonly StoredRow[]) => sql`(t0, seq) in (
+  select * from unnest(${rows.map((r) => iso(Number(r.t0)))}::timestamptz[], ${rows.map((r) => String(r.seq))}::int8[]))`
+
+/**
+ * Compacts one unit in one transaction: its raw rows (late ones included) and the compact rows
+ * it already has are merged into new compact rows, and the raw rows become stubs: all their
+ * samples set to NULL, their key kept, so a redelivered datagram is still a conflict (stored
+ * once) and the seq lookups of the ingest still find it. Idempotent: a unit without raw rows is
+ * left as it is. The rows read are named by key when stubbed, so a row written meanwhile stays
+ * raw (read alongside, merged by the next run).
+ */
+export async function compactUnit(
+  db: Kysely<Database>,
+  records: RecordsInsert,
+  { devicePk, hour }: CompactionUnit,
+): Promise<UnitOutcome> {
+  await records.ready()
+  return db.transaction().execute(async (trx) => {
+    const raw = await readRows(
+      trx,
+      devicePk,
+      sql`t0 >= ${iso(hour)}::timestamptz and t0 < ${iso(hour + HOUR_MS)}::timestamptz
+        and seq >= 0 and flags & ${FLAG_COMPACTED} = 0`,
+    )
+    if (raw.length === 0) return 'none'
+    const compact = (
+      await readRows(
+        trx,
+        devicePk,
+        sql`t0 >= ${iso(hour)}::timestamptz and t0 < ${iso(hour + 3 * HOUR_MS)}::timestamptz and seq < 0`,
+      )
+    ).filter((r) => Number(r.seq) === compactSeq(hour, Number(r.t0)))
+    const rows: Datagram[] | undefined = compactRows(devicePk, hour, [...compact, ...raw])
+    if (!rows) return 'skipped'
+    if (compact.length > 0)
+      await sql`delete from telemetry where device_pk = ${devicePk}::int and ${keysOf(compact)}`.execute(trx)
+    await records.write(rows, trx)
+    const cleared = sql.join(STORED_TYPES.map((type) => sql`${sql.ref(type)} = null`))
+    await sql`update telemetry set offsets_ms = null, other = null, ${cleared}, flags = flags | ${FLAG_COMPACTED}
+      where device_pk = ${devicePk}::int and ${keysOf(raw)}`.execute(trx)
+    return 'compacted'
+  })
+}
+
+/**
+ * Marks the units of datagrams whose hour is (nearly) due for compaction: late data for an hour
+ * that may be compacted already, merged by the job's next run. Fresh datagrams cost no statement.
+ */
+export async function markLateUnits(
+  db: Kysely<Database>,
+  datagrams: readonly Datagram[],
+  compactAfterMs: number,
+  now = Date.now(),
+): Promise<void> {
+  // One hour of margin: a replica whose clock is behind the job's still marks what the job compacted.
+  const dueBefore = now - compactAfterMs + HOUR_MS
+  const units = new Map<string, CompactionUnit>()
+  for (const d of datagrams) {
+    const hour = Math.floor(d.t0 / HOUR_MS) * HOUR_MS
+    if (hour < dueBefore) units.set(`${d.devicePk}:${hour}`, { devicePk: d.devicePk, hour })
+  }
+  if (units.size === 0) return
+  const list = [...units.values()]
+  await sql`insert into telemetry_compaction_marks (device_pk, hour)
+    select * from unnest(${list.map((u) => u.devicePk)}::int[], ${list.map((u) => iso(u.hour))}::timestamptz[])
+    order by 1, 2
+    on conflict (device_pk, hour) do update set marked_at = clock_timestamp()`.execute(db)
+}
+
+/** Units with raw rows of datagram t0 in [from, to), by hour. */
+export async function rawUnits(db: Kysely<Database>, from: number, to: number): Promise<CompactionUnit[]> {
+  const { rows } = await sql<{ device_pk: number; hour: number }>`
+    select device_pk, (floor(extract(epoch from t0) / 3600) * 3600000)::float8 as hour
+    from telemetry
+    where t0 >= ${iso(from)}::timestamptz and t0 < ${iso(to)}::timestamptz and seq >= 0 and flags & ${FLAG_COMPACTED} = 0
+    group by 1, 2 order by 2, 1`.execute(db)
+  return rows.map((r) => ({ devicePk: r.device_pk, hour: Number(r.hour) }))
+}
+
+/** The first hour holding raw rows, if any. */
+export async function firstRawHour(db: Kysely<Database>): Promise<number | undefined> {
+  const { rows } = await sql<{ first: number | null }>`
+    select (floor(extract(epoch from min(t0)) / 3600) * 3600000)::float8 as first
+    from telemetry where seq >= 0 and flags & ${FLAG_COMPACTED} = 0`.execute(db)
+  return rows[0]?.first == null ? undefined : Number(rows[0].first)
+}
