@@ -80,12 +80,17 @@ export const app = fp<AppOptions>(
       config,
       log: fastify.log,
     })
-    const archive = createArchiveModule({ dataDir: config.DATA_DIR, devices: devices.service, config })
+    const archive = createArchiveModule({
+      dataDir: config.DATA_DIR,
+      db: fastify.db,
+      devices: devices.service,
+      config,
+    })
     await fastify.register(telemetry.plugin)
     await fastify.register(archive.plugin)
     const retention = createRetentionModule({
       db: fastify.db,
-      archive: archive.store,
+      archive: archive.archive,
       config,
       log: fastify.log.child({ module: 'retention' }),
     })
@@ -114,7 +119,7 @@ export const app = fp<AppOptions>(
       devices: devices.service,
       alerts: alerts.service,
       telemetry: telemetry.service,
-      archive: archive.store,
+      archive: archive.archive,
       commands: commands.service,
     })
     await fastify.register(ingest.plugin)

@@ -35,6 +35,14 @@ export const storageSettings = {
     description: 'path-style URLs (http://host/bucket/key): MinIO needs them, AWS works either way',
     default: true,
   }),
+  ARCHIVE_OBJECT_PERIOD_S: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 3600,
+      description:
+        'grouped archive objects: one object of every device per this many seconds, indexed in the database (S3 is billed per PUT); 0 = one object per device and category per checkpoint. Default: 60 with S3_BUCKET, 0 on files (no request cost; raw data listed within a second)',
+    }),
+  ),
   ENERGY_INTERVAL: oneOf(['5m', '15m', '1h'], '5m', 'register interval of the stored energy profile'),
   ENERGY_MAX_GAP_S: Type.Optional(
     Type.Number({ exclusiveMinimum: 0, maximum: 86400, description: 'default: 5 × the sampling cadence' }),

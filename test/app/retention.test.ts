@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { FsArchiveStore } from '../../src/modules/archive/index.ts'
+import { FsArchiveStore, RawArchive } from '../../src/modules/archive/index.ts'
 import { createRetentionModule, type RetentionRun } from '../../src/modules/retention/index.ts'
 import { build, type TestApp } from '../helpers/build.ts'
 import { realDatabaseUrl, uniqueName } from '../helpers/env.ts'
@@ -37,7 +37,7 @@ after(() => t.close())
 const jobOf = (app: TestApp) =>
   createRetentionModule({
     db: app.app.db,
-    archive: new FsArchiveStore(join(app.config.DATA_DIR, 'archive')),
+    archive: new RawArchive(new FsArchiveStore(join(app.config.DATA_DIR, 'archive')), app.app.db, 0),
     config: app.config,
     log: app.app.log,
   }).job

@@ -1,5 +1,7 @@
-import { archiveKey } from './archive-key.ts'
-import { type ArchiveStore, type Category, InvalidArchiveKey } from './archive-store.ts'
+import type { Section } from './archive-index.ts'
+import { archiveKey, groupTimeKey } from './archive-key.ts'
+import { type Category, checkArchiveKey, InvalidArchiveKey } from './archive-store.ts'
+import type { RawArchive } from './raw-archive.ts'
 
 const NL = Buffer.from('\n')
 /** What a buffered line costs besides its bytes (the Buffer object, the array slot), roughly. */
@@ -26,6 +28,7 @@ interface Group {
   category: Category
   lines: Buffer[][]
   firstAt: number
+  lastAt: number
 }
 
 /** Lines taken from the buffer for one checkpoint: written by `write`, or given back on failure. */
@@ -36,10 +39,11 @@ export interface ArchiveBatch {
 }
 
 /**
- * Collects archive lines across store flushes; each checkpoint writes one object per device and
- * category (the old collector wrote one object per message). The journal keeps every record
- * whose line is not written yet, so a crash loses no line. A checkpoint takes the lines it writes
- * out of the buffer first, so batches stored meanwhile add to a fresh buffer.
+ * Collects archive lines across store flushes. A checkpoint writes one object per device and
+ * category, or — with an object period — one grouped object of every device's lines once the
+ * oldest line is a period old (`due`). The journal keeps every record whose line is not written
+ * yet, so a crash loses no line. A checkpoint takes the lines it writes out of the buffer first,
+ * so batches stored meanwhile add to a fresh buffer.
  */
 export class ArchiveBuffer {
   private groups = new Map<string, Group>()
@@ -49,9 +53,11 @@ export class ArchiveBuffer {
   private writing = 0
   private writingBytes = 0
   private counter = 0
+  /** When the oldest line not taken yet was received. */
+  private oldestAt = Number.POSITIVE_INFINITY
 
   constructor(
-    private readonly store: ArchiveStore,
+    private readonly archive: RawArchive,
     private readonly runId: string,
     /** Lines dropped because their key is invalid (the device-id grammar keeps them out first). */
     private readonly onInvalidKey?: (deviceId: string, lines: number, error: Error) => void,
@@ -61,10 +67,12 @@ export class ArchiveBuffer {
     const key = `${deviceId}\u0000${category}`
     let group = this.groups.get(key)
     if (!group) {
-      group = { deviceId, category, lines: [], firstAt: receivedAt }
+      group = { deviceId, category, lines: [], firstAt: receivedAt, lastAt: receivedAt }
       this.groups.set(key, group)
     }
     group.lines.push(line)
+    group.lastAt = Math.max(group.lastAt, receivedAt)
+    this.oldestAt = Math.min(this.oldestAt, receivedAt)
     this.lines++
     this.bytes += lineBytes(line)
   }
@@ -79,6 +87,18 @@ export class ArchiveBuffer {
     return this.bytes + this.writingBytes
   }
 
+  /**
+   * Whether a checkpoint should write the lines now: always without an object period, else once
+   * the oldest is a period old (or there are none: nothing then keeps the journal from settling).
+   */
+  due(now: number): boolean {
+    return (
+      this.archive.objectPeriodMs === 0 ||
+      this.lines === 0 ||
+      now - this.oldestAt >= this.archive.objectPeriodMs
+    )
+  }
+
   /** Takes everything buffered so far for one checkpoint. */
   take(): ArchiveBatch {
     const groups = [...this.groups.values()]
@@ -87,6 +107,7 @@ export class ArchiveBuffer {
     this.groups = new Map()
     this.lines = 0
     this.bytes = 0
+    this.oldestAt = Number.POSITIVE_INFINITY
     this.writing += count
     this.writingBytes += bytes
     let settled = false
@@ -99,24 +120,8 @@ export class ArchiveBuffer {
     }
     return {
       write: async () => {
-        const concurrency = 16
-        for (let i = 0; i < groups.length; i += concurrency) {
-          await Promise.all(
-            groups.slice(i, i + concurrency).map(async (g) => {
-              if (g.lines.length === 0) return
-              const key = archiveKey(g.deviceId, g.category, g.firstAt, this.runId, this.counter++)
-              try {
-                await this.store.put(key, joinLines(g.lines))
-              } catch (error) {
-                // A key no store will ever take must not fail every checkpoint (issue 16 row 2).
-                if (!(error instanceof InvalidArchiveKey)) throw error
-                this.onInvalidKey?.(g.deviceId, g.lines.length, error)
-              }
-              // Written: a retry after a failure elsewhere must not write it again.
-              g.lines = []
-            }),
-          )
-        }
+        if (this.archive.objectPeriodMs > 0) await this.writeGrouped(groups)
+        else await this.writeEach(groups)
         settle()
       },
       restore: () => {
@@ -128,9 +133,74 @@ export class ArchiveBuffer {
           const newer = this.groups.get(key)
           this.groups.set(key, { ...g, lines: newer ? [...g.lines, ...newer.lines] : g.lines })
           this.lines += g.lines.length
+          this.oldestAt = Math.min(this.oldestAt, g.firstAt)
           for (const line of g.lines) this.bytes += lineBytes(line)
         }
       },
+    }
+  }
+
+  /** One object of every device's lines, with a section in the index per device and category. */
+  private async writeGrouped(groups: Group[]): Promise<void> {
+    const parts: Buffer[] = []
+    const pending: Omit<Section, 'timeKey'>[] = []
+    let offset = 0
+    let at = Number.POSITIVE_INFINITY
+    for (const g of groups) {
+      if (g.lines.length === 0) continue
+      try {
+        // The key its section is listed and downloaded under must be one the stores take.
+        checkArchiveKey(archiveKey(g.deviceId, g.category, g.firstAt, this.runId, 0))
+      } catch (error) {
+        if (!(error instanceof InvalidArchiveKey)) throw error
+        this.onInvalidKey?.(g.deviceId, g.lines.length, error)
+        g.lines = []
+        continue
+      }
+      const body = joinLines(g.lines)
+      parts.push(body)
+      const { deviceId, category, firstAt, lastAt } = g
+      pending.push({
+        deviceId,
+        category,
+        offset,
+        length: body.length,
+        lines: g.lines.length,
+        firstAt,
+        lastAt,
+      })
+      offset += body.length
+      at = Math.min(at, firstAt)
+    }
+    if (pending.length === 0) return
+    const timeKey = groupTimeKey(at, this.runId, this.counter++)
+    await this.archive.putGroup(
+      timeKey,
+      Buffer.concat(parts),
+      pending.map((s) => ({ ...s, timeKey })),
+    )
+    for (const g of groups) g.lines = []
+  }
+
+  /** One object per device and category (ARCHIVE_OBJECT_PERIOD_S=0). */
+  private async writeEach(groups: Group[]): Promise<void> {
+    const concurrency = 16
+    for (let i = 0; i < groups.length; i += concurrency) {
+      await Promise.all(
+        groups.slice(i, i + concurrency).map(async (g) => {
+          if (g.lines.length === 0) return
+          const key = archiveKey(g.deviceId, g.category, g.firstAt, this.runId, this.counter++)
+          try {
+            await this.archive.put(key, joinLines(g.lines))
+          } catch (error) {
+            // A key no store will ever take must not fail every checkpoint (issue 16 row 2).
+            if (!(error instanceof InvalidArchiveKey)) throw error
+            this.onInvalidKey?.(g.deviceId, g.lines.length, error)
+          }
+          // Written: a retry after a failure elsewhere must not write it again.
+          g.lines = []
+        }),
+      )
     }
   }
 }

@@ -7,4 +7,6 @@ export interface ArchiveConfig {
   readonly S3_ACCESS_KEY_ID?: string
   readonly S3_SECRET_ACCESS_KEY?: string
   readonly S3_FORCE_PATH_STYLE: boolean
+  /** Unset: 60 with S3_BUCKET, 0 on files. */
+  readonly ARCHIVE_OBJECT_PERIOD_S?: number
 }

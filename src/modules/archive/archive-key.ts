@@ -24,3 +24,17 @@ export function keyTime(timePart: string): number | undefined {
 export function archiveKey(deviceId: string, category: string, at: number, runId: string, n: number): string {
   return `${deviceId}/${category}/${timeKey(at)}-${runId}-${n.toString(36)}.ndjson`
 }
+
+/**
+ * Grouped objects (ARCHIVE_OBJECT_PERIOD_S > 0) hold many devices' lines of a period under
+ * `.grouped/all/{YYYY}/{MM}/{DD}/{HHmmssSSS}-{run}-{n}.ndjson`: the same five levels as a device's
+ * keys, so retention walks both alike, and `.grouped` is no device id (none starts with a dot).
+ */
+export const GROUP_ROOT = '.grouped/all'
+
+/** The time part (`{YYYY}/…/{HHmmssSSS}-{run}-{n}.ndjson`) of a grouped object written at `at`. */
+export function groupTimeKey(at: number, runId: string, n: number): string {
+  return `${timeKey(at)}-${runId}-${n.toString(36)}.ndjson`
+}
+
+export const groupKey = (groupTime: string) => `${GROUP_ROOT}/${groupTime}`

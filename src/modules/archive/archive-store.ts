@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { ARCHIVE_CATEGORIES, type ArchiveCategory, isDeviceId } from '../../protocol/index.ts'
+import { GROUP_ROOT } from './archive-key.ts'
 
 export interface ArchiveObject {
   key: string
@@ -8,7 +9,8 @@ export interface ArchiveObject {
 }
 
 /**
- * Where raw messages are archived, one object per device, category and flush. Keys look like
+ * Where raw messages are archived: one object per device, category and flush, or grouped objects
+ * of many devices (see archive-key.ts; their index is in the database, see raw-archive.ts). Keys look like
  * `{device_id}/{category}/{YYYY}/{MM}/{DD}/{HHmmssSSS}-{run}-{n}.ndjson`, so their lexical order
  * within a category is their time order. Adapters: filesystem (fs-archive.ts) and S3 (s3-archive.ts).
  */
@@ -19,6 +21,8 @@ export interface ArchiveStore {
   list(prefix: string, limit: number): Promise<ArchiveObject[]>
   /** A stream of the object, or undefined when there is none. */
   get(key: string): Promise<{ body: Readable; size: number } | undefined>
+  /** A stream of `length` bytes of the object from `offset` (a device's section of a grouped object). */
+  getRange(key: string, offset: number, length: number): Promise<{ body: Readable; size: number } | undefined>
   /**
    * Retention: deletes every object whose key's day (`…/{YYYY}/{MM}/{DD}/…`) ends at or before
    * `cutoff`; returns how many. Reads only what it deletes plus a page per device and category.
@@ -53,13 +57,13 @@ const SEGMENT = /^[A-Za-z0-9_.-]+$/
 
 /**
  * Throws InvalidArchiveKey unless the key is `{device_id}/…` with a device id of the one grammar
- * and every further segment a plain name (never empty, `.` or `..`): the same check on files and S3.
+ * (or a grouped object's `.grouped/…`) and every further segment a plain name (never empty, `.` or `..`): the same check on files and S3.
  */
 export function checkArchiveKey(key: string): void {
   const [device, ...rest] = key.split('/')
   const ok =
     device !== undefined &&
-    isDeviceId(device) &&
+    (isDeviceId(device) || device === GROUP_ROOT.split('/')[0]) &&
     rest.every((s) => SEGMENT.test(s) && s !== '.' && s !== '..')
   if (!ok) throw new InvalidArchiveKey(key)
 }

@@ -100,6 +100,13 @@ export class FsArchiveStore implements ArchiveStore {
     }
   }
 
+  async getRange(key: string, offset: number, length: number) {
+    const path = this.path(key)
+    const s = await stat(path).catch(() => undefined)
+    if (!s?.isFile() || offset + length > s.size) return undefined
+    return { body: createReadStream(path, { start: offset, end: offset + length - 1 }), size: length }
+  }
+
   async deleteBefore(cutoff: Date): Promise<number> {
     const last = lastExpiredDay(cutoff)
     let deleted = 0

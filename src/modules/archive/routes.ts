@@ -4,7 +4,7 @@ import { NotFoundError } from '../../platform/domain-errors.ts'
 import { errors, IsoTime } from '../../platform/schemas.ts'
 import { ARCHIVE_CATEGORIES } from '../../protocol/index.ts'
 import { DeviceId, type DevicesService } from '../devices/index.ts'
-import type { ArchiveStore } from './archive-store.ts'
+import type { RawArchive } from './raw-archive.ts'
 
 const tags = ['archive']
 const RawDataQuery = Type.Object({
@@ -26,7 +26,7 @@ const ObjectParams = Type.Object({
 
 /** Listing and download of a device's archived raw messages. */
 export const archiveRoutes: FastifyPluginAsyncTypebox<{
-  archive: ArchiveStore
+  archive: RawArchive
   devices: DevicesService
 }> = async (app, { archive, devices }) => {
   app.get(
@@ -42,7 +42,7 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request) => {
       const device = await devices.get(request.params.device_id)
-      const objects = await archive.list(`${device.device_id}/${request.query.prefix}`, request.query.limit)
+      const objects = await archive.list(device.device_id, request.query.prefix, request.query.limit)
       return objects.map((o) => ({
         filename: o.key,
         size: o.size,
@@ -70,7 +70,7 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request, reply) => {
       const key = `${request.params.device_id}/${request.params['*']}`
-      const object = await archive.get(key)
+      const object = await archive.get(request.params.device_id, request.params['*'])
       if (!object) throw new NotFoundError('Archived object not found')
       return reply
         .header('content-type', 'application/x-ndjson')

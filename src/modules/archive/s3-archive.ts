@@ -107,15 +107,30 @@ export class S3ArchiveStore implements ArchiveStore {
     return { objects, truncated: page.IsTruncated === true, token: page.NextContinuationToken }
   }
 
-  async get(key: string): Promise<{ body: Readable; size: number } | undefined> {
+  get(key: string): Promise<{ body: Readable; size: number } | undefined> {
+    return this.getObject(key)
+  }
+
+  /** One ranged GET: a device's section of a grouped object. */
+  getRange(key: string, offset: number, length: number) {
+    return this.getObject(key, `bytes=${offset}-${offset + length - 1}`)
+  }
+
+  private async getObject(
+    key: string,
+    range?: string,
+  ): Promise<{ body: Readable; size: number } | undefined> {
     checkKey(key)
     await this.ensureBucket()
     try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
+      const object = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }),
+      )
       if (!(object.Body instanceof Readable)) throw new Error('S3 GetObject returned no stream body')
       return { body: object.Body, size: object.ContentLength ?? 0 }
     } catch (error) {
-      if (nameOf(error) === 'NoSuchKey' || statusOf(error) === 404) return undefined
+      if (nameOf(error) === 'NoSuchKey' || statusOf(error) === 404 || statusOf(error) === 416)
+        return undefined
       throw error
     }
   }

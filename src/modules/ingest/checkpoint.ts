@@ -69,11 +69,15 @@ export class Checkpoint {
     this.lastCheckpoint = Date.now()
     const { cache, journal } = this.o
     const upTo = this.storedUpTo
-    const taken = cache.takeUnsaved()
-    const work = this.o.effects.beginCheckpoint()
+    // Grouped archive objects wait for their period: until then a checkpoint writes only registry
+    // activity — no dedup state, no settling, since the journal must keep the unwritten lines.
+    const full = force || this.o.effects.archive.due(Date.now())
+    const taken = full ? cache.takeUnsaved() : undefined
+    const work = this.o.effects.beginCheckpoint(full)
     this.checkpointing = (async () => {
       try {
         await work.write()
+        if (!taken) return
         await saveSeqStates(this.o.db, taken.states)
         if (upTo > this.settledId) {
           journal.settle(upTo)
@@ -82,13 +86,13 @@ export class Checkpoint {
         this.failure = null
       } catch (error) {
         work.restore()
-        cache.giveBack(taken)
+        if (taken) cache.giveBack(taken)
         const err = error instanceof Error ? error : new Error(String(error))
         this.failure ??= { error: err, since: Date.now() }
         this.o.metrics.storeErrors.inc()
         this.o.log.error({ err }, 'checkpoint failed; will retry')
       } finally {
-        cache.released()
+        if (taken) cache.released()
         this.checkpointing = undefined
         this.o.onDone()
       }

@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { AlertsService } from '../alerts/index.ts'
-import type { ArchiveStore } from '../archive/index.ts'
+import type { RawArchive } from '../archive/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 import type { TelemetryService } from '../telemetry/index.ts'
 import type { IngestConfig } from './ingest-config.ts'
@@ -27,7 +27,7 @@ export interface IngestModuleOptions {
   devices: DevicesService
   alerts: AlertsService
   telemetry: TelemetryService
-  archive: ArchiveStore
+  archive: RawArchive
   commands?: CommandSink
 }
 

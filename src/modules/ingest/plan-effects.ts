@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AlertsService } from '../alerts/index.ts'
-import { ArchiveBuffer, type ArchiveStore } from '../archive/index.ts'
+import { ArchiveBuffer, type RawArchive } from '../archive/index.ts'
 import type { DevicesService } from '../devices/index.ts'
 import type { TelemetryService } from '../telemetry/index.ts'
 import type { FlushPlan } from './flush-plan.ts'
@@ -17,7 +17,7 @@ export interface CommandSink {
 }
 
 export interface EffectsOptions {
-  archive: ArchiveStore
+  archive: RawArchive
   telemetry: TelemetryService
   devices: DevicesService
   alerts: AlertsService
@@ -73,21 +73,22 @@ export class PlanEffects {
    * Takes the archive lines and registry activity gathered since the last checkpoint; batches
    * stored while it writes them gather into fresh buffers.
    */
-  beginCheckpoint(): CheckpointWork {
-    const archive = this.archive.take()
+  beginCheckpoint(withArchive = true): CheckpointWork {
+    // Without: registry activity only, the archive lines wait for their object period.
+    const archive = withArchive ? this.archive.take() : undefined
     const activity = this.activity
     this.activity = new Map()
     let activityWritten = false
     return {
       write: async () => {
-        await archive.write()
+        await archive?.write()
         if (activity.size === 0 || activityWritten) return
         const changes = await this.o.devices.recordActivity([...activity.values()])
         activityWritten = true
         await this.connectionEffects(changes)
       },
       restore: () => {
-        archive.restore()
+        archive?.restore()
         if (activityWritten) return
         // Merge back under what arrived meanwhile (newer wins).
         const newer = this.activity

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { toIso } from '../../platform/schemas.ts'
-import type { ArchiveStore } from '../archive/index.ts'
+import type { RawArchive } from '../archive/index.ts'
 import { listDayPartitions } from './partitions.ts'
 import type { RetentionConfig } from './retention-config.ts'
 import { RETENTION_JOB, RetentionJob, type RetentionPolicy } from './retention-job.ts'
@@ -13,7 +13,7 @@ export type { RetentionRun } from './retention-job.ts'
 
 export interface RetentionModuleOptions {
   db: Kysely<Database>
-  archive: ArchiveStore
+  archive: RawArchive
   config: RetentionConfig
   log: FastifyBaseLogger
 }

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
-import type { ArchiveStore } from '../archive/index.ts'
+import type { RawArchive } from '../archive/index.ts'
 import {
   createDayPartition,
   DAY_MS,
@@ -48,7 +48,7 @@ export class RetentionJob {
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly archive: ArchiveStore,
+    private readonly archive: RawArchive,
     private readonly policy: RetentionPolicy,
     private readonly replica: string,
     private readonly log: FastifyBaseLogger,
@@ -127,7 +127,7 @@ export class RetentionJob {
       defaultRows = await purgeDefault(db, rawCutoff)
     }
     const archived =
-      archiveDays > 0 ? await this.archive.deleteBefore(new Date(now - archiveDays * DAY_MS)) : 0
+      archiveDays > 0 ? await this.archive.deleteBefore(new Date(now - archiveDays * DAY_MS), db) : 0
     return {
       created,
       dropped,

@@ -204,6 +204,18 @@ export interface RollupDirtyTable {
   marked_at: Timestamp
 }
 
+/** Which bytes of a grouped archive object hold one device's lines of one category (module archive). */
+export interface ArchiveSectionsTable {
+  device_id: string
+  category: string
+  time_key: string
+  byte_offset: ColumnType<number, number, number>
+  byte_length: number
+  lines: number
+  first_at: Timestamp
+  last_at: Timestamp
+}
+
 export interface Database {
   telemetry: TelemetryTable
   seq_gaps: SeqGapsTable
@@ -222,4 +234,5 @@ export interface Database {
   telemetry_rollups: TelemetryRollupsTable
   rollup_dirty: RollupDirtyTable
   ingest_quarantine: IngestQuarantineTable
+  archive_sections: ArchiveSectionsTable
 }

@@ -8,13 +8,16 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { Kysely } from 'kysely'
 import { loadConfig } from '../../../src/config.ts'
+import { ArchiveBuffer } from '../../../src/modules/archive/archive-buffer.ts'
 import type { ArchiveStore } from '../../../src/modules/archive/archive-store.ts'
 import { FsArchiveStore } from '../../../src/modules/archive/fs-archive.ts'
-import { createArchiveModule } from '../../../src/modules/archive/index.ts'
+import { createArchiveModule, RawArchive } from '../../../src/modules/archive/index.ts'
 import { createS3Client, S3ArchiveStore } from '../../../src/modules/archive/s3-archive.ts'
 import type { DevicesService } from '../../../src/modules/devices/index.ts'
-import { tempDir, uniqueName } from '../../helpers/env.ts'
+import { connectDatabase, type Database, migrateToLatest } from '../../../src/platform/db/index.ts'
+import { createSchema, realDatabaseUrl, tempDir, uniqueName } from '../../helpers/env.ts'
 
 // The SDK warns once per process that Node 20 nears its end of support; tests and CI silence it.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
@@ -51,6 +54,42 @@ const timeDesc = (a: string, b: string) => {
   const tb = b.split('/').slice(2).join('/')
   return ta < tb ? 1 : ta > tb ? -1 : 0
 }
+
+/** One database (the index of grouped objects) for the whole file; each case uses devices of its own. */
+let indexDb: Promise<{ db: Kysely<Database>; close: () => Promise<void> }> | undefined
+function sharedDb(): Promise<Kysely<Database>> {
+  indexDb ??= (async () => {
+    const dir = tempDir()
+    const schema = realDatabaseUrl ? await createSchema(realDatabaseUrl) : undefined
+    const { db } = await connectDatabase({
+      databaseUrl: schema?.url,
+      dataDir: dir.path,
+      poolMax: 2,
+      inMemory: true,
+    })
+    await migrateToLatest(db)
+    return {
+      db,
+      close: async () => {
+        await db.destroy()
+        await schema?.drop()
+        dir.remove()
+      },
+    }
+  })()
+  return indexDb.then((d) => d.db)
+}
+after(async () => (await indexDb)?.close())
+
+/** Grouped objects of a period of `periodS`, written through the ingest's buffer (run `run`). */
+async function grouped(store: ArchiveStore, run: string) {
+  const archive = new RawArchive(store, await sharedDb(), 60_000)
+  const buffer = new ArchiveBuffer(archive, run)
+  return { archive, buffer }
+}
+
+const lineOf = (device: string, category: string, i: number) =>
+  Buffer.from(`{"device":"${device}","category":"${category}","i":${i},"v":"Ω ✓"}`)
 
 interface Adapter {
   name: string
@@ -179,6 +218,99 @@ function archiveContract(adapter: Adapter) {
       assert.deepEqual(await keysOf('dev-b/', 2), [keys[5], keys[4]])
       assert.deepEqual(await keysOf('dev-b/telemetry/', 3), telemetry.slice(0, 3))
       assert.deepEqual(await keysOf('dev-none/'), [])
+      await store.close()
+    })
+
+    test('grouped objects: the lines of one device across several objects are listed and downloaded exactly, old objects too', async () => {
+      const store = await adapter.create()
+      const { archive, buffer } = await grouped(store, 'g1')
+      const [a, b] = [`${adapter.name}-ga`, `${adapter.name}-gb`]
+      const expected = new Map<string, string>() // listed filename → its exact bytes
+      // Three periods: device a (telemetry every period, status in the second), device b in between.
+      for (let p = 0; p < 3; p++) {
+        const at = T + p * 60_000
+        const bodies = new Map<string, string>() // category → a's lines of this period
+        for (let i = 0; i < 5; i++) {
+          const sources: [string, 'telemetry' | 'status'][] = [
+            [a, 'telemetry'],
+            [b, 'telemetry'],
+          ]
+          if (p === 1) sources.push([a, 'status'])
+          for (const [device, category] of sources) {
+            const line = lineOf(device, category, p * 10 + i)
+            buffer.add(device, category, [line.subarray(0, 7), line.subarray(7)], at + i * 1000)
+            if (device === a) bodies.set(category, `${bodies.get(category) ?? ''}${line}\n`)
+          }
+        }
+        assert.equal(buffer.due(at + 59_999), false, 'not before the period')
+        assert.ok(buffer.due(at + 60_000))
+        await buffer.take().write()
+        assert.equal(buffer.buffered, 0)
+        const fresh = (await archive.list(a, '', 100)).filter((o) => !expected.has(o.key))
+        assert.equal(fresh.length, bodies.size, `period ${p}: one listed object per category`)
+        for (const o of fresh) expected.set(o.key, bodies.get(o.key.split('/')[1] as string) as string)
+      }
+      // An object of the earlier per-device layout, before and between the grouped ones.
+      const old = key(a, 'telemetry', T - 1000)
+      await store.put(old, Buffer.from('{"old":1}\n'))
+      expected.set(old, '{"old":1}\n')
+
+      const listed = await archive.list(a, '', 100)
+      assert.deepEqual(
+        listed.map((o) => o.key),
+        [...expected.keys()].sort(timeDesc),
+      )
+      assert.equal(listed.length, 5, '3 telemetry sections, 1 status section, 1 old object')
+      for (const o of listed) {
+        const got = await archive.get(a, o.key.slice(a.length + 1))
+        assert.ok(got, o.key)
+        const body = (await readAll(got.body)).toString()
+        assert.equal(body, expected.get(o.key), o.key)
+        assert.equal(got.size, Buffer.byteLength(body))
+        assert.equal(o.size, Buffer.byteLength(body))
+      }
+      const day = new Date(T).toISOString().slice(0, 10).replace(/-/g, '/')
+      assert.equal((await archive.list(a, 'status/', 100)).length, 1)
+      assert.equal((await archive.list(a, 'tele', 100)).length, 4)
+      assert.equal((await archive.list(a, `telemetry/${day}/08`, 100)).length, 3, 'the grouped ones')
+      assert.equal((await archive.list(a, `telemetry/${day}/07`, 100)).length, 1, 'the old one')
+      assert.equal((await archive.list(a, `telemetry/${day}/09`, 100)).length, 0)
+      assert.deepEqual(
+        (await archive.list(a, 'telemetry/', 2)).map((o) => o.key),
+        listed
+          .filter((o) => o.key.includes('/telemetry/'))
+          .slice(0, 2)
+          .map((o) => o.key),
+      )
+      assert.equal((await archive.list(b, '', 100)).length, 3)
+      assert.equal(await archive.get(a, `telemetry/${day}/080000000-nope-0.ndjson`), undefined)
+      // Three grouped objects in the store, one per period, whatever the number of devices.
+      assert.equal((await store.list('.grouped/all/', 100)).length, 3)
+      await store.close()
+    })
+
+    test('retention deletes grouped objects of expired days and their index', async () => {
+      const store = await adapter.create()
+      const { archive, buffer } = await grouped(store, 'g2')
+      const device = `${adapter.name}-gr`
+      for (const d of [3, 2, 0]) {
+        buffer.add(device, 'telemetry', [lineOf(device, 'telemetry', d)], T - d * DAY)
+        buffer.add(`${device}x`, 'telemetry', [lineOf(`${device}x`, 'telemetry', d)], T - d * DAY)
+        await buffer.take().write()
+      }
+      await store.put(key(device, 'hello', T - 3 * DAY), Buffer.from('{}\n'))
+      assert.equal((await archive.list(device, '', 100)).length, 4)
+      const before = await archive.list(device, '', 100)
+      const deleted = await archive.deleteBefore(new Date(T - DAY + 4 * 3_600_000))
+      assert.equal(deleted, 3, 'two grouped objects and one old object')
+      const left = await archive.list(device, '', 100)
+      assert.equal(left.length, 1)
+      assert.ok(left[0]?.key.includes(new Date(T).toISOString().slice(0, 10).replace(/-/g, '/')))
+      for (const o of before.slice(1))
+        assert.equal(await archive.get(device, o.key.slice(device.length + 1)), undefined)
+      const kept = await archive.get(device, (left[0] as { key: string }).key.slice(device.length + 1))
+      assert.equal((await readAll(kept?.body as Readable)).toString(), `${lineOf(device, 'telemetry', 0)}\n`)
+      assert.equal(await archive.deleteBefore(new Date(T - DAY + 4 * 3_600_000)), 0)
       await store.close()
     })
 
@@ -361,14 +493,18 @@ test('archive module: S3_BUCKET selects S3, unset keeps the filesystem', async (
   const dir = tempDir()
   const devices = {} as DevicesService // only handed to the routes, never called here
   const env = { DATA_DIR: dir.path, LOG_LEVEL: 'silent' }
-  const files = createArchiveModule({ dataDir: dir.path, devices, config: loadConfig(env) })
-  assert.equal(files.store.name, 'filesystem')
+  const db = {} as Kysely<Database> // only handed to the index, never queried here
+  const files = createArchiveModule({ dataDir: dir.path, db, devices, config: loadConfig(env) })
+  assert.equal(files.archive.name, 'filesystem')
+  assert.equal(files.archive.objectPeriodMs, 0, 'files: one object per device and category')
   const s3 = createArchiveModule({
     dataDir: dir.path,
+    db,
     devices,
     config: loadConfig({ ...env, S3_BUCKET: 'iot-archive', S3_ENDPOINT: 'http://127.0.0.1:9' }),
   })
-  assert.equal(s3.store.name, 's3')
-  await s3.store.close()
+  assert.equal(s3.archive.name, 's3')
+  assert.equal(s3.archive.objectPeriodMs, 60_000, 'S3: grouped objects of 60 s')
+  await s3.archive.close()
   dir.remove()
 })
