@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { FsArchiveStore } from '../../../src/modules/archive/index.ts'
+import { FsArchiveStore, RawArchive } from '../../../src/modules/archive/index.ts'
 import { createRetentionModule } from '../../../src/modules/retention/index.ts'
 import { HOUR_MS } from '../../../src/modules/telemetry/compact-rows.ts'
 import { compactUnit, rawUnits } from '../../../src/modules/telemetry/compaction.ts'
@@ -220,7 +220,7 @@ test('the job: one replica at a time, restartable, idempotent; retention still d
 
   const retention = createRetentionModule({
     db: t.app.db,
-    archive: new FsArchiveStore(`${t.config.DATA_DIR}/archive`),
+    archive: new RawArchive(new FsArchiveStore(`${t.config.DATA_DIR}/archive`), t.app.db, 0),
     config: t.config,
     log: t.app.log,
   }).job
