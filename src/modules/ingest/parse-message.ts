@@ -7,8 +7,9 @@ import {
   telemetryV1Validator,
   validators,
 } from '../../protocol/index.ts'
-import { toBaseUnit } from '../telemetry/index.ts'
+import { type DatagramSamples, type Measurement, toBaseUnit, toSamples } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
+import { readTelemetryFast } from './telemetry-fast-path.ts'
 
 /** A device → server message kind of the protocol table (src/protocol/message-kinds.ts). */
 export type Category = DeviceKindName
@@ -23,12 +24,10 @@ interface Base {
   ts: number
   /** Absent on status and v1 messages (never deduplicated). */
   seq: number | null
-  /** The message as parsed, for the archive. */
-  body: Record<string, unknown>
 }
 
 export type ParsedMessage =
-  | (Base & { category: 'telemetry'; measurements: { t: number; type: string; val: number }[]; v1: boolean })
+  | (Base & { category: 'telemetry'; samples: DatagramSamples; v1: boolean })
   | (Base & { category: 'hello'; fwVersion: string; uptimeS: number })
   | (Base & { category: 'status'; status: 'online' | 'offline' })
   | (Base & {
@@ -121,8 +120,25 @@ export function parseMessage(
     return new Rejected('schema', 'payload must be a JSON object', deviceId)
   }
   const obj = body as Record<string, unknown>
-  if (category === 'telemetry' && !('v' in obj)) return parseV1(deviceId, obj, now, limits)
+  if (category === 'telemetry') {
+    if (!('v' in obj)) return parseV1(deviceId, obj, now, limits)
+    const common = readTelemetryFast(obj, deviceId, now, limits)
+    if (common) return common
+  }
+  return parseObject(deviceId, category, obj, now, limits)
+}
 
+/**
+ * The general path: a v2 payload of any kind, checked against its compiled schema (whose errors
+ * word the rejection). readTelemetryFast answers for the common datagram with the same result.
+ */
+export function parseObject(
+  deviceId: string,
+  category: Category,
+  obj: Record<string, unknown>,
+  now: number,
+  limits: ParseLimits,
+): ParsedMessage | Rejected {
   // Typed loosely on purpose: each branch below reads the fields its own schema guarantees.
   const validator = validators[category]
   if (
@@ -138,11 +154,11 @@ export function parseMessage(
   const ts = checkTime(obj.ts as string, now, limits)
   if (typeof ts !== 'number') return new Rejected('timestamp', `ts: ${ts}`, deviceId)
   const seq = typeof obj.seq === 'number' ? obj.seq : null
-  const base = { deviceId, ts, seq, body: obj }
+  const base = { deviceId, ts, seq }
 
   switch (category) {
     case 'telemetry': {
-      const measurements: { t: number; type: string; val: number }[] = []
+      const measurements: Measurement[] = []
       // The types of one sample share its ts: parse each distinct string once.
       let lastTs: string | undefined
       let lastT = 0
@@ -162,7 +178,7 @@ export function parseMessage(
         }
         measurements.push({ t: lastT, type: m.type, val })
       }
-      return { ...base, category, measurements, v1: false }
+      return { ...base, category, samples: toSamples(measurements), v1: false }
     }
     case 'hello':
       return { ...base, category, fwVersion: obj.fw_version as string, uptimeS: obj.uptime_s as number }
@@ -224,7 +240,7 @@ function parseV1(deviceId: string, obj: Record<string, unknown>, now: number, li
   if (mismatch) return mismatch
   const ts = checkTime(obj.timestamp as string, now, limits)
   if (typeof ts !== 'number') return new Rejected('timestamp', `timestamp: ${ts}`, deviceId)
-  const measurements: { t: number; type: string; val: number }[] = []
+  const measurements: Measurement[] = []
   for (const [key, value] of Object.entries(obj)) {
     if (typeof value !== 'number') continue
     if (!V1_FIELD.test(key)) return new Rejected('schema', `v1: field name "${key.slice(0, 40)}"`, deviceId)
@@ -234,5 +250,6 @@ function parseV1(deviceId: string, obj: Record<string, unknown>, now: number, li
   if (measurements.length === 0) return new Rejected('schema', 'v1: no numeric field', deviceId)
   if (measurements.length > MAX_MEASUREMENTS)
     return new Rejected('too_many_measurements', `${measurements.length}`, deviceId)
-  return { deviceId, category: 'telemetry' as const, ts, seq: null, body: obj, measurements, v1: true }
+  const samples = toSamples(measurements)
+  return { deviceId, category: 'telemetry' as const, ts, seq: null, samples, v1: true }
 }
