@@ -1,5 +1,4 @@
 import {
-  type DeviceKindName,
   MAX_MEASUREMENTS,
   MEASUREMENT_TYPE_PATTERN,
   type PayloadValidator,
@@ -7,50 +6,12 @@ import {
   telemetryV1Validator,
   validators,
 } from '../../protocol/index.ts'
-import { type DatagramSamples, type Measurement, toBaseUnit, toSamples } from '../telemetry/index.ts'
+import { type Measurement, toBaseUnit, toSamples } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
+import type { Base, Category, OtherKind, ParsedMessage, ParseLimits } from './parsed-message.ts'
 import { readTelemetryFast } from './telemetry-fast-path.ts'
 
-/** A device → server message kind of the protocol table (src/protocol/message-kinds.ts). */
-export type Category = DeviceKindName
-/** The kinds read into fields of their own below; any other kind is archived and counted as it is. */
-type ReadKind = 'telemetry' | 'hello' | 'status' | 'command_ack' | 'ota_status'
-type OtherKind = Exclude<Category, ReadKind>
-
-interface Base {
-  deviceId: string
-  category: Category
-  /** The envelope's ts, epoch ms. */
-  ts: number
-  /** Absent on status and v1 messages (never deduplicated). */
-  seq: number | null
-}
-
-export type ParsedMessage =
-  | (Base & { category: 'telemetry'; samples: DatagramSamples; v1: boolean })
-  | (Base & { category: 'hello'; fwVersion: string; uptimeS: number })
-  | (Base & { category: 'status'; status: 'online' | 'offline' })
-  | (Base & {
-      category: 'command_ack'
-      ack: {
-        cmd_id: string
-        result: 'accepted' | 'rejected' | 'error' | 'unsupported' | 'expired'
-        detail?: string
-        ts: string
-      }
-    })
-  | (Base & {
-      category: 'ota_status'
-      ota: {
-        cmd_id: string
-        ota_state: 'downloading' | 'verifying' | 'applying' | 'success' | 'failed'
-        progress_pct?: number
-        fw_version_target?: string
-        detail?: string
-        ts: string
-      }
-    })
-  | ([OtherKind] extends [never] ? never : Base & { category: OtherKind })
+export type { Category, ParsedMessage, ParseLimits } from './parsed-message.ts'
 
 export type RejectReason =
   | 'topic'
@@ -80,13 +41,6 @@ const V1_FIELD = new RegExp(MEASUREMENT_TYPE_PATTERN)
 export function parseTopic(topic: string): { deviceId: string; category: Category } | undefined {
   const route = parseProtocolTopic(topic, 'device→server')
   return route && { deviceId: route.deviceId, category: route.kind as Category }
-}
-
-export interface ParseLimits {
-  maxBytes: number
-  /** How far a timestamp may lie in the future / past, ms. */
-  maxFutureMs: number
-  maxPastMs: number
 }
 
 function firstError(validator: PayloadValidator, v: unknown) {

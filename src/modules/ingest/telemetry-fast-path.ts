@@ -1,7 +1,7 @@
 import { MAX_MEASUREMENTS, MEASUREMENT_TYPE_PATTERN } from '../../protocol/index.ts'
 import { SamplesBuilder, toBaseUnit } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
-import type { ParsedMessage, ParseLimits } from './parse-message.ts'
+import type { ParsedMessage, ParseLimits } from './parsed-message.ts'
 
 type Telemetry = Extract<ParsedMessage, { category: 'telemetry' }>
 

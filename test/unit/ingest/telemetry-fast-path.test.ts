@@ -3,8 +3,7 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import { parseObject } from '../../../src/modules/ingest/parse-message.ts'
 import { readTelemetryFast } from '../../../src/modules/ingest/telemetry-fast-path.ts'
-import { toSamples } from '../../../src/modules/telemetry/index.ts'
-import { SamplesBuilder } from '../../../src/modules/telemetry/samples-builder.ts'
+import { SamplesBuilder, toSamples } from '../../../src/modules/telemetry/index.ts'
 
 const NOW = Date.parse('2026-06-01T12:00:00Z')
 const LIMITS = { maxBytes: 64 * 1024, maxFutureMs: 300_000, maxPastMs: 30 * 86_400_000 }
