@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
-import { type ServerProcess, startServer } from '../test/helpers/process.ts'
+import { type ServerProcess, serverFetch, startServer } from '../test/helpers/process.ts'
 import { mqttBaseline, startBareAedes, storeCeiling } from './lib/baselines.ts'
 import { type Load, startLoad } from './lib/generators.ts'
 import {
@@ -221,15 +221,19 @@ async function main() {
   const sumOf = async (f: (pid: number) => Promise<number>) =>
     (await Promise.all(pids.map(f))).reduce((a, b) => a + b, 0)
   for (let i = 0; i < ids.length; i += 25) {
-    await Promise.all(
+    // Signed in as the spawned server's admin (authentication is on); a refused registration would
+    // only show later as every message rejected as unknown_device.
+    const answers = await Promise.all(
       ids.slice(i, i + 25).map((device_id) =>
-        fetch(`${server.baseUrl}/api/devices`, {
+        serverFetch(`${server.baseUrl}/api/devices`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ device_id, device_name: device_id }),
         }),
       ),
     )
+    const refused = answers.find((r) => !r.ok)
+    if (refused) throw new Error(`registering a device: HTTP ${refused.status} ${await refused.text()}`)
   }
   const load = await startLoad(brokerUrl, ids, '', generator, generators)
   // Warm-up: one datagram per meter (seq 0), so caches, dedup windows, JIT and the database's

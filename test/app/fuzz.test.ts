@@ -329,19 +329,28 @@ function assertSound(
 ) {
   const topicId = topicName.split('/')[1]
   assert.equal(parsed.deviceId, topicId)
-  assert.equal(parsed.body.device_id, topicId, 'payload device_id = topic device id')
+  assert.equal(JSON.parse(text).device_id, topicId, 'payload device_id = topic device id')
   assert.ok(Buffer.byteLength(text) <= LIMITS.maxBytes)
   assert.ok(Number.isFinite(parsed.ts))
   assert.ok(parsed.ts <= NOW + LIMITS.maxFutureMs && parsed.ts >= NOW - LIMITS.maxPastMs, 'ts in window')
   if (parsed.seq !== null)
     assert.ok(Number.isInteger(parsed.seq) && parsed.seq >= 0 && parsed.seq <= 4294967295)
   if (parsed.category === 'telemetry') {
-    assert.ok(parsed.measurements.length >= 1 && parsed.measurements.length <= MAX_MEASUREMENTS)
-    for (const m of parsed.measurements) {
-      assert.ok(Number.isFinite(m.val), `${m.type} finite`)
-      assert.match(m.type, /^[a-z][a-z0-9_]{0,31}$/)
-      assert.ok(m.t <= NOW + LIMITS.maxFutureMs && m.t >= NOW - LIMITS.maxPastMs, 'measurement ts in window')
+    const { times, values, other } = parsed.samples
+    for (const t of times)
+      assert.ok(t <= NOW + LIMITS.maxFutureMs && t >= NOW - LIMITS.maxPastMs, 'measurement ts in window')
+    let count = 0
+    for (const [type, column] of [...Object.entries(values), ...Object.entries(other ?? {})]) {
+      assert.match(type, /^[a-z][a-z0-9_]{0,31}$/)
+      assert.equal(column?.length, times.length, `${type}: one slot per sample`)
+      for (const v of column ?? []) {
+        if (v === null) continue
+        count++
+        assert.ok(Number.isFinite(v), `${type} finite`)
+      }
     }
+    // Fewer when a type repeats within a sample (the last value wins).
+    assert.ok(count >= 1 && count <= MAX_MEASUREMENTS, `${count} measurements`)
   }
 }
 

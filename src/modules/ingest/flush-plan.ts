@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { crc32 } from 'node:zlib'
-import { type Datagram, toDatagram } from '../telemetry/index.ts'
+import { type Datagram, datagramOf } from '../telemetry/index.ts'
 import type { ParseLimits } from './parse-message.ts'
 import { type Category, type ParsedMessage, parseMessage, Rejected } from './parse-message.ts'
 import { type MissingRange, rangeLength, type SeqWindow } from './seq-window.ts'
@@ -190,7 +190,7 @@ function take(plan: FlushPlan, message: ParsedMessage, record: PendingRecord, pk
 
   switch (message.category) {
     case 'telemetry':
-      plan.datagrams.push(toDatagram(pk, message.deviceId, storedSeq(message, record), message.measurements))
+      plan.datagrams.push(datagramOf(pk, message.deviceId, storedSeq(message, record), message.samples))
       break
     case 'hello':
       seen.fwVersion = message.fwVersion
@@ -239,7 +239,7 @@ function badUnit(
     deviceId,
     category: envelope.category,
     receivedAt: record.receivedAt,
-    line: archiveLineOf(undefined, record),
+    line: archiveLineOf(record),
   })
 }
 
@@ -249,7 +249,7 @@ function archiveLine(plan: FlushPlan, message: ParsedMessage, record: PendingRec
     deviceId: message.deviceId,
     category: message.category,
     receivedAt: record.receivedAt,
-    line: archiveLineOf(message, record),
+    line: archiveLineOf(record),
   })
 }
 
@@ -263,12 +263,13 @@ const CLOSE = Buffer.from('}')
  * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message, and the
  * payload is not copied here: the line is its parts, joined once into the archive object.
  */
-function archiveLineOf(message: ParsedMessage | undefined, record: PendingRecord): Buffer[] {
+function archiveLineOf(record: PendingRecord): Buffer[] {
   const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},"message":`
   const { payload } = record
   if (payload.indexOf(NEWLINE) === -1 && payload.indexOf(RETURN) === -1 && isUtf8(payload)) {
     return [Buffer.from(head), payload, CLOSE]
   }
-  const body = message ? message.body : JSON.parse(payload.toString('utf8'))
+  // Parsed again: a parsed message does not keep its JSON (kept alive, it costs garbage collection).
+  const body = JSON.parse(payload.toString('utf8'))
   return [Buffer.from(`${head}${JSON.stringify(body)}}`)]
 }

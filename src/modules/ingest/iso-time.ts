@@ -19,14 +19,11 @@ export function parseIsoTime(s: string): number {
     return Number.NaN
   }
   if (s[13] !== ':' || s[16] !== ':') return Number.NaN
-  const year = num(s, 0, 4)
-  const month = num(s, 5, 2)
-  const day = num(s, 8, 2)
+  const date = dayStart(s)
   const hour = num(s, 11, 2)
   const minute = num(s, 14, 2)
   const second = num(s, 17, 2)
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59)
-    return Number.NaN
+  if (Number.isNaN(date) || hour > 23 || minute > 59 || second > 59) return Number.NaN
   let i = 19
   let ms = 0
   if (s[i] === '.') {
@@ -51,8 +48,24 @@ export function parseIsoTime(s: string): number {
     return Number.NaN
   }
   if (i !== s.length) return Number.NaN
-  const t = Date.UTC(year, month - 1, day, hour, minute, second, ms)
+  return date + ((hour * 60 + minute - offsetMin) * 60 + second) * 1000 + ms
+}
+
+/** The last date read and its start (a datagram's times share their date): no Date.UTC per time. */
+let lastDate = ''
+let lastDayStart = Number.NaN
+
+/** Epoch ms of the `YYYY-MM-DD` that begins `s` (as Date.UTC reads it), NaN if no calendar date. */
+function dayStart(s: string): number {
+  if (lastDate !== '' && s.startsWith(lastDate)) return lastDayStart
+  const year = num(s, 0, 4)
+  const month = num(s, 5, 2)
+  const day = num(s, 8, 2)
+  if (!(month >= 1 && month <= 12 && day >= 1 && day <= 31)) return Number.NaN // NaN too
+  const t = Date.UTC(year, month - 1, day)
   // Date.UTC rolls 31 February over into March; a real calendar date round-trips.
   if (new Date(t).getUTCDate() !== day) return Number.NaN
-  return t - offsetMin * 60_000
+  lastDate = s.slice(0, 10)
+  lastDayStart = t
+  return t
 }

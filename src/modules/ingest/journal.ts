@@ -21,6 +21,12 @@ export interface JournalRecord {
 
 // Record layout: u32 body length | u32 crc32(body) | body = u16 topic length, topic, f64 receivedAt, payload.
 const HEADER = 8
+/**
+ * Records are written one after another into slabs of this size: one allocation per ~150
+ * datagrams instead of one per record (Buffer's 8 KB pool is refilled every few records). A slab
+ * lives while a payload view of it does (until its archive lines are written).
+ */
+const SLAB_BYTES = 256 * 1024
 
 /**
  * The ingest journal: every message is appended here, and the appended group is written with one
@@ -35,9 +41,14 @@ export class Journal {
   private segmentFirstId = 0
   private segmentBytes = 0
   private nextId = 1
-  /** Records appended since the last commit, not yet written. */
+  /** Records appended since the last commit, not yet written: parts of slabs, and their count. */
   private group: Buffer[] = []
   private groupBytes = 0
+  private groupRecords = 0
+  /** The slab records are appended to; the open group's part of it starts at groupFrom. */
+  private slab = Buffer.alloc(0)
+  private slabAt = 0
+  private groupFrom = 0
   /** Closed segments by their first id, with the last id they hold. */
   private readonly closed = new Map<number, { path: string; lastId: number }>()
 
@@ -97,22 +108,37 @@ export class Journal {
   append(topic: string, payload: Buffer, receivedAt: number): { id: number; payload: Buffer } {
     const topicLength = Buffer.byteLength(topic)
     const bodyLength = 2 + topicLength + 8 + payload.length
-    const record = Buffer.allocUnsafe(HEADER + bodyLength)
-    record.writeUInt32BE(bodyLength, 0)
-    record.writeUInt16BE(topicLength, HEADER)
-    record.write(topic, HEADER + 2)
-    record.writeDoubleBE(receivedAt, HEADER + 2 + topicLength)
-    const payloadAt = HEADER + 10 + topicLength
-    payload.copy(record, payloadAt)
-    record.writeUInt32BE(crc32(record.subarray(HEADER)), 4)
-    this.group.push(record)
-    this.groupBytes += record.length
-    return { id: this.nextId++, payload: record.subarray(payloadAt) }
+    const size = HEADER + bodyLength
+    if (this.slabAt + size > this.slab.length) {
+      this.cutGroup()
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size))
+      this.slabAt = 0
+      this.groupFrom = 0
+    }
+    const slab = this.slab
+    const at = this.slabAt
+    slab.writeUInt32BE(bodyLength, at)
+    slab.writeUInt16BE(topicLength, at + HEADER)
+    slab.write(topic, at + HEADER + 2)
+    slab.writeDoubleBE(receivedAt, at + HEADER + 2 + topicLength)
+    const payloadAt = at + HEADER + 10 + topicLength
+    payload.copy(slab, payloadAt)
+    slab.writeUInt32BE(crc32(slab.subarray(at + HEADER, at + size)), at + 4)
+    this.slabAt = at + size
+    this.groupBytes += size
+    this.groupRecords++
+    return { id: this.nextId++, payload: slab.subarray(payloadAt, at + size) }
+  }
+
+  /** Adds the open group's part of the current slab to the group's parts. */
+  private cutGroup(): void {
+    if (this.slabAt > this.groupFrom) this.group.push(this.slab.subarray(this.groupFrom, this.slabAt))
+    this.groupFrom = this.slabAt
   }
 
   /** Records appended but not yet committed. */
   get uncommitted(): number {
-    return this.group.length
+    return this.groupRecords
   }
 
   /**
@@ -121,14 +147,17 @@ export class Journal {
    * torn record cannot hide the records written after it from the replay; then it throws.
    */
   commit(): void {
-    if (this.group.length === 0) return
+    if (this.groupRecords === 0) return
+    this.cutGroup()
     const group = this.group
     const bytes = this.groupBytes
+    const records = this.groupRecords
     this.group = []
     this.groupBytes = 0
+    this.groupRecords = 0
     try {
       // After a failed rotation: the group's first record opens the new segment.
-      if (this.fd < 0) this.startSegment(this.nextId - group.length)
+      if (this.fd < 0) this.startSegment(this.nextId - records)
       writevSync(this.fd, group)
     } catch (error) {
       try {

@@ -1,5 +1,4 @@
 import {
-  type DeviceKindName,
   MAX_MEASUREMENTS,
   MEASUREMENT_TYPE_PATTERN,
   type PayloadValidator,
@@ -7,51 +6,12 @@ import {
   telemetryV1Validator,
   validators,
 } from '../../protocol/index.ts'
-import { toBaseUnit } from '../telemetry/index.ts'
+import { type Measurement, toBaseUnit, toSamples } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
+import type { Base, Category, OtherKind, ParsedMessage, ParseLimits } from './parsed-message.ts'
+import { readTelemetryFast } from './telemetry-fast-path.ts'
 
-/** A device → server message kind of the protocol table (src/protocol/message-kinds.ts). */
-export type Category = DeviceKindName
-/** The kinds read into fields of their own below; any other kind is archived and counted as it is. */
-type ReadKind = 'telemetry' | 'hello' | 'status' | 'command_ack' | 'ota_status'
-type OtherKind = Exclude<Category, ReadKind>
-
-interface Base {
-  deviceId: string
-  category: Category
-  /** The envelope's ts, epoch ms. */
-  ts: number
-  /** Absent on status and v1 messages (never deduplicated). */
-  seq: number | null
-  /** The message as parsed, for the archive. */
-  body: Record<string, unknown>
-}
-
-export type ParsedMessage =
-  | (Base & { category: 'telemetry'; measurements: { t: number; type: string; val: number }[]; v1: boolean })
-  | (Base & { category: 'hello'; fwVersion: string; uptimeS: number })
-  | (Base & { category: 'status'; status: 'online' | 'offline' })
-  | (Base & {
-      category: 'command_ack'
-      ack: {
-        cmd_id: string
-        result: 'accepted' | 'rejected' | 'error' | 'unsupported' | 'expired'
-        detail?: string
-        ts: string
-      }
-    })
-  | (Base & {
-      category: 'ota_status'
-      ota: {
-        cmd_id: string
-        ota_state: 'downloading' | 'verifying' | 'applying' | 'success' | 'failed'
-        progress_pct?: number
-        fw_version_target?: string
-        detail?: string
-        ts: string
-      }
-    })
-  | ([OtherKind] extends [never] ? never : Base & { category: OtherKind })
+export type { Category, ParsedMessage, ParseLimits } from './parsed-message.ts'
 
 export type RejectReason =
   | 'topic'
@@ -81,13 +41,6 @@ const V1_FIELD = new RegExp(MEASUREMENT_TYPE_PATTERN)
 export function parseTopic(topic: string): { deviceId: string; category: Category } | undefined {
   const route = parseProtocolTopic(topic, 'device→server')
   return route && { deviceId: route.deviceId, category: route.kind as Category }
-}
-
-export interface ParseLimits {
-  maxBytes: number
-  /** How far a timestamp may lie in the future / past, ms. */
-  maxFutureMs: number
-  maxPastMs: number
 }
 
 function firstError(validator: PayloadValidator, v: unknown) {
@@ -121,8 +74,25 @@ export function parseMessage(
     return new Rejected('schema', 'payload must be a JSON object', deviceId)
   }
   const obj = body as Record<string, unknown>
-  if (category === 'telemetry' && !('v' in obj)) return parseV1(deviceId, obj, now, limits)
+  if (category === 'telemetry') {
+    if (!('v' in obj)) return parseV1(deviceId, obj, now, limits)
+    const common = readTelemetryFast(obj, deviceId, now, limits)
+    if (common) return common
+  }
+  return parseObject(deviceId, category, obj, now, limits)
+}
 
+/**
+ * The general path: a v2 payload of any kind, checked against its compiled schema (whose errors
+ * word the rejection). readTelemetryFast answers for the common datagram with the same result.
+ */
+export function parseObject(
+  deviceId: string,
+  category: Category,
+  obj: Record<string, unknown>,
+  now: number,
+  limits: ParseLimits,
+): ParsedMessage | Rejected {
   // Typed loosely on purpose: each branch below reads the fields its own schema guarantees.
   const validator = validators[category]
   if (
@@ -138,11 +108,11 @@ export function parseMessage(
   const ts = checkTime(obj.ts as string, now, limits)
   if (typeof ts !== 'number') return new Rejected('timestamp', `ts: ${ts}`, deviceId)
   const seq = typeof obj.seq === 'number' ? obj.seq : null
-  const base = { deviceId, ts, seq, body: obj }
+  const base = { deviceId, ts, seq }
 
   switch (category) {
     case 'telemetry': {
-      const measurements: { t: number; type: string; val: number }[] = []
+      const measurements: Measurement[] = []
       // The types of one sample share its ts: parse each distinct string once.
       let lastTs: string | undefined
       let lastT = 0
@@ -162,7 +132,7 @@ export function parseMessage(
         }
         measurements.push({ t: lastT, type: m.type, val })
       }
-      return { ...base, category, measurements, v1: false }
+      return { ...base, category, samples: toSamples(measurements), v1: false }
     }
     case 'hello':
       return { ...base, category, fwVersion: obj.fw_version as string, uptimeS: obj.uptime_s as number }
@@ -224,7 +194,7 @@ function parseV1(deviceId: string, obj: Record<string, unknown>, now: number, li
   if (mismatch) return mismatch
   const ts = checkTime(obj.timestamp as string, now, limits)
   if (typeof ts !== 'number') return new Rejected('timestamp', `timestamp: ${ts}`, deviceId)
-  const measurements: { t: number; type: string; val: number }[] = []
+  const measurements: Measurement[] = []
   for (const [key, value] of Object.entries(obj)) {
     if (typeof value !== 'number') continue
     if (!V1_FIELD.test(key)) return new Rejected('schema', `v1: field name "${key.slice(0, 40)}"`, deviceId)
@@ -234,5 +204,6 @@ function parseV1(deviceId: string, obj: Record<string, unknown>, now: number, li
   if (measurements.length === 0) return new Rejected('schema', 'v1: no numeric field', deviceId)
   if (measurements.length > MAX_MEASUREMENTS)
     return new Rejected('too_many_measurements', `${measurements.length}`, deviceId)
-  return { deviceId, category: 'telemetry' as const, ts, seq: null, body: obj, measurements, v1: true }
+  const samples = toSamples(measurements)
+  return { deviceId, category: 'telemetry' as const, ts, seq: null, samples, v1: true }
 }

@@ -22,6 +22,9 @@ export interface Datagram {
   outOfRange: { type: string; t: number; val: number }[]
 }
 
+/** A datagram's samples and columns, before the device and seq are known (see SamplesBuilder). */
+export type DatagramSamples = Omit<Datagram, 'devicePk' | 'deviceId' | 'seq'>
+
 export const FLAG_OUT_OF_RANGE = 1
 
 /** Groups a flat list of measurements into samples (one per distinct time) and typed columns. */
@@ -31,6 +34,25 @@ export function toDatagram(
   seq: number,
   measurements: Measurement[],
 ): Datagram {
+  return datagramOf(devicePk, deviceId, seq, toSamples(measurements))
+}
+
+/** The datagram of a device's samples. */
+export function datagramOf(devicePk: number, deviceId: string, seq: number, s: DatagramSamples): Datagram {
+  return {
+    devicePk,
+    deviceId,
+    seq,
+    t0: s.t0,
+    times: s.times,
+    values: s.values,
+    other: s.other,
+    outOfRange: s.outOfRange,
+  }
+}
+
+/** The samples and typed columns of a flat list of measurements. */
+export function toSamples(measurements: Measurement[]): DatagramSamples {
   const { times, sampleOf } = samplesOf(measurements)
   const values: Partial<Record<StoredType, (number | null)[]>> = {}
   let other: Record<string, (number | null)[]> | null = null
@@ -49,7 +71,7 @@ export function toDatagram(
     }
     column[i] = m.val
   }
-  return { devicePk, deviceId, seq, t0: times[0] ?? 0, times, values, other, outOfRange }
+  return { t0: times[0] ?? 0, times, values, other, outOfRange }
 }
 
 /**

@@ -18,11 +18,14 @@ import { parseDuration } from './time-range.ts'
 export { CompactionJob, type CompactionRun } from './compaction-job.ts'
 export {
   type Datagram,
+  type DatagramSamples,
+  datagramOf,
   FLAG_OUT_OF_RANGE,
   type Measurement,
   measurementCount,
   regularStep,
   toDatagram,
+  toSamples,
 } from './datagram.ts'
 export type { EnergyInterval, EnergyTotals, IntegrationOptions } from './energy-integrator.ts'
 export type { EnergyService } from './energy-service.ts'
@@ -31,6 +34,7 @@ export type { InfluxStoreOptions } from './influx-store.ts'
 export { STORED_TYPES } from './measurement-types.ts'
 export { PostgresTelemetryStore } from './postgres-store.ts'
 export type { DerivedPower, ElectricalValues } from './power.ts'
+export { SamplesBuilder } from './samples-builder.ts'
 export { gapRecorded } from './seq-lookups.ts'
 export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeqRun, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
