@@ -18,11 +18,25 @@ export async function migrateToLatest(
     provider: new FileMigrationProvider({ fs, path, migrationFolder }),
     migrationTableSchema: rows[0]?.schema ?? 'public',
   })
-  const { error, results } = await migrator.migrateToLatest()
+  let { error, results } = await migrator.migrateToLatest()
+  // Kysely's introspection reads the tables of every schema of the database, qualifying them by
+  // name: a schema another client drops meanwhile (another app's, a test's) fails it with
+  // "schema … does not exist" before any migration ran. That is not ours: try again.
+  for (let attempt = 0; attempt < 3 && droppedElsewhere(error, rows[0]?.schema); attempt++) {
+    ;({ error, results } = await migrator.migrateToLatest())
+  }
   const failed = results?.find((r) => r.status === 'Error')
   if (error) {
     const reason = error instanceof Error ? error.message : String(error)
     throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${reason}`)
   }
   return (results ?? []).map((r) => r.migrationName)
+}
+
+/** The error names a schema that is not the app's own (dropped by another client while introspecting). */
+function droppedElsewhere(error: unknown, own: string | undefined): boolean {
+  const match = /schema "([^"]+)" does not exist/.exec(
+    error instanceof Error ? error.message : String(error ?? ''),
+  )
+  return match !== null && match[1] !== own
 }
