@@ -13,7 +13,8 @@ export const alertsRetentionSettings = {
     minimum: 0,
     maximum: 36500,
     default: 1825,
-    description: 'rollups (1-minute and 1-hour aggregates) are kept this many days; 0 = kept for ever',
+    description:
+      'rollups (1-minute and 1-hour aggregates) are kept this many days; 0 = kept for ever; at least RETENTION_RAW_DAYS',
   }),
   RETENTION_ARCHIVE_DAYS: Type.Integer({
     minimum: 0,

@@ -30,6 +30,15 @@ function embeddedTls(c: Config): string[] {
   return problems
 }
 
+/** Rollups answer `every=` queries for windows whose raw samples are gone: they outlive them. */
+function rollupsOutliveRaw(c: Config): string[] {
+  if (c.RETENTION_ROLLUP_DAYS === 0) return []
+  if (c.RETENTION_RAW_DAYS !== 0 && c.RETENTION_ROLLUP_DAYS >= c.RETENTION_RAW_DAYS) return []
+  return [
+    `RETENTION_ROLLUP_DAYS: ${c.RETENTION_ROLLUP_DAYS} keeps rollups shorter than the raw samples (RETENTION_RAW_DAYS=${c.RETENTION_RAW_DAYS}; 0 = for ever); set it to 0 or at least RETENTION_RAW_DAYS`,
+  ]
+}
+
 /**
  * Variables that only make sense together, checked once at load so that a module never finds its
  * configuration incomplete: InfluxDB, S3 keys, the embedded broker's TLS; webhooks need their secret.
@@ -40,5 +49,5 @@ export function crossChecks(c: Config): string[] {
     problems.push(
       'ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URLS is set (webhooks are always signed)',
     )
-  return problems.concat(influx(c), s3Keys(c), embeddedTls(c))
+  return problems.concat(influx(c), s3Keys(c), embeddedTls(c), rollupsOutliveRaw(c))
 }

@@ -92,6 +92,26 @@ test('telemetry lives in daily partitions; late rows are moved into their day, e
   assert.equal(await where(4), pday(today + 92 * DAY))
 })
 
+test('rollups older than RETENTION_ROLLUP_DAYS are deleted; younger ones stay', async () => {
+  const row = (start: number) =>
+    sql`insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
+      values (${devicePk}, 'voltage_dc', 3600, ${new Date(start).toISOString()}::timestamptz, 1, 1, 1, 1, 1, 1)`.execute(
+      t.app.db,
+    )
+  await row(today - 1826 * DAY)
+  await row(today - 1824 * DAY)
+  const run = (await jobOf(t).run()) as RetentionRun
+  assert.equal(run.rollups_deleted, 1, JSON.stringify(run))
+  const { rows } = await sql<{ start: Date }>`
+    select start from telemetry_rollups where device_pk = ${devicePk} and metric = 'voltage_dc'`.execute(
+    t.app.db,
+  )
+  assert.deepEqual(
+    rows.map((r) => new Date(r.start).getTime()),
+    [today - 1824 * DAY],
+  )
+})
+
 test('GET /api/retention: the policy per kind of data, partitions and the last run (viewer, schema-checked)', async () => {
   const anonymous = await t.app.inject({ url: '/api/retention' })
   assert.equal(anonymous.statusCode, 401)

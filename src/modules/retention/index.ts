@@ -49,7 +49,11 @@ export function createRetentionModule({ db, archive, config, log }: RetentionMod
             ? 'kept in InfluxDB: its bucket retention applies'
             : 'daily partitions of telemetry; a day is dropped once all of it is older',
         },
-        { data: 'rollups', keep_days: keep(policy.rollupDays), how: 'not stored yet (rollups are planned)' },
+        {
+          data: 'rollups',
+          keep_days: keep(policy.rollupDays),
+          how: '1-minute and 1-hour rollups whose bucket started before are deleted',
+        },
         {
           data: 'archive_objects',
           keep_days: keep(policy.archiveDays),

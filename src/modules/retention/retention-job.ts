@@ -26,6 +26,8 @@ export interface RetentionRun {
   created: string[]
   dropped: string[]
   default_rows_deleted: number
+  /** Rollup rows (1-minute and 1-hour) whose bucket started before RETENTION_ROLLUP_DAYS. */
+  rollups_deleted: number
   archive_objects_deleted: number
   duration_ms: number
 }
@@ -87,7 +89,13 @@ export class RetentionJob {
       try {
         const result = await this.work(conn, now)
         await this.record(conn, started, true, { ...result })
-        if (result.created.length + result.dropped.length + result.archive_objects_deleted > 0)
+        if (
+          result.created.length +
+            result.dropped.length +
+            result.rollups_deleted +
+            result.archive_objects_deleted >
+          0
+        )
           this.log.info(result, 'retention run')
         return result
       } catch (error) {
@@ -101,7 +109,7 @@ export class RetentionJob {
 
   private async work(db: Kysely<Database>, now: number): Promise<RetentionRun> {
     const t0 = Date.now()
-    const { rawDays, archiveDays, partitionsAheadDays } = this.policy
+    const { rawDays, archiveDays, rollupDays, partitionsAheadDays } = this.policy
     const existing = new Set((await listDayPartitions(db)).map((p) => p.name))
     const created: string[] = []
     const today = dayStart(now)
@@ -126,12 +134,24 @@ export class RetentionJob {
       }
       defaultRows = await purgeDefault(db, rawCutoff)
     }
+    const rollups =
+      rollupDays > 0
+        ? Number(
+            (
+              await db
+                .deleteFrom('telemetry_rollups')
+                .where('start', '<', new Date(now - rollupDays * DAY_MS))
+                .executeTakeFirst()
+            ).numDeletedRows,
+          )
+        : 0
     const archived =
       archiveDays > 0 ? await this.archive.deleteBefore(new Date(now - archiveDays * DAY_MS), db) : 0
     return {
       created,
       dropped,
       default_rows_deleted: defaultRows,
+      rollups_deleted: rollups,
       archive_objects_deleted: archived,
       duration_ms: Date.now() - t0,
     }

@@ -124,6 +124,16 @@ test('S3 keys come as a pair: one without the other names the missing one', () =
   assert.equal(loadConfig({ S3_ACCESS_KEY_ID: 'key', S3_SECRET_ACCESS_KEY: 'secret' }).S3_REGION, 'us-east-1')
 })
 
+test('rollups outlive the raw samples (they answer every= for windows whose samples are gone)', () => {
+  assert.throws(
+    () => loadConfig({ RETENTION_RAW_DAYS: '90', RETENTION_ROLLUP_DAYS: '30' }),
+    /RETENTION_ROLLUP_DAYS: 30 keeps rollups shorter than the raw samples/,
+  )
+  assert.throws(() => loadConfig({ RETENTION_RAW_DAYS: '0' }), /RETENTION_ROLLUP_DAYS: 1825/)
+  assert.equal(loadConfig({ RETENTION_RAW_DAYS: '0', RETENTION_ROLLUP_DAYS: '0' }).RETENTION_ROLLUP_DAYS, 0)
+  assert.equal(loadConfig({ RETENTION_RAW_DAYS: '90', RETENTION_ROLLUP_DAYS: '90' }).RETENTION_RAW_DAYS, 90)
+})
+
 test("the embedded broker's TLS listener needs its files; external brokers ignore them", () => {
   assert.throws(
     () => loadConfig({ MQTT_DEVICE_AUTH: 'mtls' }),
