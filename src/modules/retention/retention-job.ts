@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { type Kysely, sql } from 'kysely'
-import type { Database } from '../../platform/db/index.ts'
+import type { Kysely } from 'kysely'
+import { type Database, runExclusive } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
 import type { RawArchive } from '../archive/index.ts'
 import {
@@ -79,32 +79,17 @@ export class RetentionJob {
 
   /** One run, or 'busy' when another replica (or run) holds the lock. */
   async run(now = Date.now()): Promise<RetentionRun | 'busy'> {
-    return this.db.connection().execute(async (conn) => {
-      const key = sql`hashtext(current_schema() || ':iot-meter:retention')`
-      const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${key}) as locked`.execute(
-        conn,
-      )
-      if (!rows[0]?.locked) return 'busy' as const
-      const started = new Date()
-      try {
-        const result = await this.work(conn, now)
-        await this.record(conn, started, true, { ...result })
-        if (
-          result.created.length +
-            result.dropped.length +
-            result.rollups_deleted +
-            result.archive_objects_deleted >
-          0
-        )
-          this.log.info(result, 'retention run')
-        return result
-      } catch (error) {
-        await this.record(conn, started, false, { error: (error as Error).message }).catch(() => {})
-        throw error
-      } finally {
-        await sql`select pg_advisory_unlock(${key})`.execute(conn)
-      }
-    })
+    const result = await runExclusive(this.db, RETENTION_JOB, this.replica, (conn) => this.work(conn, now))
+    if (
+      result !== 'busy' &&
+      result.created.length +
+        result.dropped.length +
+        result.rollups_deleted +
+        result.archive_objects_deleted >
+        0
+    )
+      this.log.info(result, 'retention run')
+    return result
   }
 
   private async work(db: Kysely<Database>, now: number): Promise<RetentionRun> {
@@ -155,27 +140,5 @@ export class RetentionJob {
       archive_objects_deleted: archived,
       duration_ms: Date.now() - t0,
     }
-  }
-
-  private async record(db: Kysely<Database>, started: Date, ok: boolean, result: Record<string, unknown>) {
-    await db
-      .insertInto('maintenance_runs')
-      .values({
-        job: RETENTION_JOB,
-        started_at: started,
-        replica: this.replica,
-        ok,
-        result: JSON.stringify(result),
-      })
-      .onConflict((oc) =>
-        oc.column('job').doUpdateSet({
-          started_at: started,
-          finished_at: sql`now()`,
-          replica: this.replica,
-          ok,
-          result: JSON.stringify(result),
-        }),
-      )
-      .execute()
   }
 }

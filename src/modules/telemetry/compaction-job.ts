@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { type Kysely, sql } from 'kysely'
-import type { Database } from '../../platform/db/index.ts'
+import { type Database, runExclusive } from '../../platform/db/index.ts'
 import { PeriodicTask } from '../../platform/periodic.ts'
 import { HOUR_MS } from './compact-rows.ts'
 import { type CompactionUnit, compactUnit, firstRawHour, rawUnits } from './compaction.ts'
@@ -58,25 +58,9 @@ export class CompactionJob {
   async run(now = Date.now()): Promise<CompactionRun | 'busy'> {
     // Before taking a connection: PGlite has one, and the row type is read through the pool.
     await this.records.ready()
-    return this.db.connection().execute(async (conn) => {
-      const key = sql`hashtext(current_schema() || ':iot-meter:telemetry-compaction')`
-      const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${key}) as locked`.execute(
-        conn,
-      )
-      if (!rows[0]?.locked) return 'busy' as const
-      const started = new Date()
-      try {
-        const result = await this.work(conn, now)
-        await this.record(conn, started, true, { ...result })
-        if (result.compacted > 0) this.log.info(result, 'telemetry compaction run')
-        return result
-      } catch (error) {
-        await this.record(conn, started, false, { error: (error as Error).message }).catch(() => {})
-        throw error
-      } finally {
-        await sql`select pg_advisory_unlock(${key})`.execute(conn)
-      }
-    })
+    const result = await runExclusive(this.db, COMPACTION_JOB, this.replica, (conn) => this.work(conn, now))
+    if (result !== 'busy' && result.compacted > 0) this.log.info(result, 'telemetry compaction run')
+    return result
   }
 
   private async work(db: Kysely<Database>, now: number): Promise<CompactionRun> {
@@ -121,15 +105,6 @@ export class CompactionJob {
       rewritten_days: rewritten,
       duration_ms: Date.now() - t0,
     }
-  }
-
-  private async record(db: Kysely<Database>, started: Date, ok: boolean, result: Record<string, unknown>) {
-    const values = { started_at: started, replica: this.replica, ok, result: JSON.stringify(result) }
-    await db
-      .insertInto('maintenance_runs')
-      .values({ job: COMPACTION_JOB, ...values })
-      .onConflict((oc) => oc.column('job').doUpdateSet({ ...values, finished_at: sql`now()` }))
-      .execute()
   }
 }
 

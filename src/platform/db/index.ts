@@ -8,6 +8,7 @@ import type { Database } from './schema.ts'
 
 export { backupPglite, backupPostgres, restorePglite, restorePostgres } from './backup.ts'
 export { connectDatabase } from './connect.ts'
+export { runExclusive } from './exclusive-run.ts'
 export { migrateToLatest } from './migrate.ts'
 export type { Database } from './schema.ts'
 export type { DbEngine }
