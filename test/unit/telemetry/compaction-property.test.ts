@@ -18,8 +18,8 @@ import { realDatabaseUrl, uniqueName } from '../../helpers/env.ts'
 import { seeded } from '../../helpers/random.ts'
 
 const DAY = 86_400_000
-/** Fixed seeds, plus one random seed (printed in the test name). */
-const SEEDS = [1, 2, 3, randomInt(1, 2 ** 31)]
+/** Fixed seeds (903184713: copies only, no late datagram), plus one random seed (printed in the test name). */
+const SEEDS = [1, 2, 3, 903184713, randomInt(1, 2 ** 31)]
 const ODD = [-0, 5e-324, 1.7976931348623157e308, -1e-300, 0.1 + 0.2]
 
 let t: TestApp
@@ -176,7 +176,8 @@ for (const seed of SEEDS) {
     assert.ok((marks[0]?.n ?? 0) > 0, 'late units are marked for the job')
     assert.deepStrictEqual(await readAll(store, sub, start, stop), await want(), 'late, before merging')
 
-    assert.ok((await compactDevice(sub, store)) > 0)
+    // Copies alone store nothing raw (seed 903184713 drew no late datagram): nothing to merge then.
+    assert.equal((await compactDevice(sub, store)) > 0, late.length > 0, 'late units merged')
     await recomputeRollups(sub)
     assert.deepStrictEqual(await readAll(store, sub, start, stop), await want(), 'late, merged')
     const before = await snapshot(sub)
