@@ -27,6 +27,7 @@ export const POLICY: Readonly<Record<string, Access>> = {
   'GET /api/devices/:device_id/alerts': 'viewer',
   'GET /api/devices/:device_id/commands': 'viewer',
   'GET /api/devices/:device_id/ota': 'viewer',
+  'GET /api/fleet/metrics': 'viewer',
   'GET /api/alerts': 'viewer',
   'GET /api/commands/:cmd_id': 'viewer',
   'GET /api/stats': 'viewer',

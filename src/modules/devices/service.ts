@@ -151,6 +151,24 @@ export class DevicesService {
     return found
   }
 
+  /**
+   * A page of devices ordered by device_id, after the cursor `after` (a device_id): all of them,
+   * or those of one type, or those among `deviceIds`. For fleet-wide reads that page by id.
+   */
+  async pageById(page: {
+    after?: string
+    limit: number
+    type?: string
+    deviceIds?: readonly string[]
+  }): Promise<{ pk: number; device_id: string }[]> {
+    let q = this.db.selectFrom('devices').select(['id', 'device_id'])
+    if (page.after !== undefined) q = q.where('device_id', '>', page.after)
+    if (page.type !== undefined) q = q.where('device_type', '=', page.type)
+    if (page.deviceIds) q = q.where(sql<boolean>`device_id = any(${[...page.deviceIds]}::text[])`)
+    const rows = await q.orderBy('device_id').limit(page.limit).execute()
+    return rows.map((r) => ({ pk: Number(r.id), device_id: r.device_id }))
+  }
+
   /** The configuration of each device among `devicePks` that still exists, by internal id (one query). */
   async configsByPk(devicePks: number[]): Promise<Map<number, Record<string, unknown>>> {
     const found = new Map<number, Record<string, unknown>>()

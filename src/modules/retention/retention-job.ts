@@ -56,8 +56,23 @@ export class RetentionJob {
     private readonly log: FastifyBaseLogger,
   ) {}
 
-  /** First run soon after start (partitions for today must exist), then every interval. */
-  start(): void {
+  /**
+   * Today's partitions (and those ahead) before anything is written: a partition created while rows
+   * are being inserted can fail those inserts ("violates partition constraint"). Then the first
+   * whole run soon after start, then every interval.
+   */
+  async start(): Promise<void> {
+    await runExclusive(
+      this.db,
+      RETENTION_JOB,
+      this.replica,
+      (conn) => this.createPartitions(conn, Date.now()),
+      {
+        record: false,
+      },
+    ).catch((err) =>
+      this.log.warn({ err }, 'creating the telemetry partitions at start failed; the job will'),
+    )
     this.periodic.start(this.policy.intervalS * 1000)
     this.first = setTimeout(() => {
       this.firstRun = this.run().then(
@@ -92,14 +107,13 @@ export class RetentionJob {
     return result
   }
 
-  private async work(db: Kysely<Database>, now: number): Promise<RetentionRun> {
-    const t0 = Date.now()
-    const { rawDays, archiveDays, rollupDays, partitionsAheadDays } = this.policy
+  /** Today's partition, the days ahead, and every kept day whose late rows sit in the default partition. */
+  private async createPartitions(db: Kysely<Database>, now: number): Promise<{ created: string[] }> {
+    const { rawDays, partitionsAheadDays } = this.policy
     const existing = new Set((await listDayPartitions(db)).map((p) => p.name))
     const created: string[] = []
     const today = dayStart(now)
     const rawCutoff = rawDays > 0 ? now - rawDays * DAY_MS : undefined
-    // Today and the days ahead, and every day late data put in the default partition (still kept).
     const days = new Set<number>(await lateDays(db, rawCutoff ?? 0))
     for (let day = today - DAY_MS; day <= today + partitionsAheadDays * DAY_MS; day += DAY_MS) days.add(day)
     for (const day of [...days].sort((a, b) => a - b)) {
@@ -108,6 +122,14 @@ export class RetentionJob {
       await createDayPartition(db, day)
       created.push(partitionName(day))
     }
+    return { created }
+  }
+
+  private async work(db: Kysely<Database>, now: number): Promise<RetentionRun> {
+    const t0 = Date.now()
+    const { rawDays, archiveDays, rollupDays } = this.policy
+    const rawCutoff = rawDays > 0 ? now - rawDays * DAY_MS : undefined
+    const { created } = await this.createPartitions(db, now)
     const dropped: string[] = []
     let defaultRows = 0
     if (rawCutoff !== undefined) {

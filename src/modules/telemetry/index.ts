@@ -6,6 +6,7 @@ import { DEFAULT_DEVICE_CONFIG, type DevicesService } from '../devices/index.ts'
 import { CompactionJob } from './compaction-job.ts'
 import { energyRoutes } from './energy-routes.ts'
 import { EnergyService } from './energy-service.ts'
+import { fleetMetricsRoutes } from './fleet-routes.ts'
 import { InfluxTelemetryStore } from './influx-store.ts'
 import { PostgresTelemetryStore } from './postgres-store.ts'
 import { refreshRollups } from './rollups.ts'
@@ -114,6 +115,7 @@ export function createTelemetryModule({ db, devices, config, log, energySettleMs
       await store.close()
     })
     await app.register(metricsRoutes, { store, devices })
+    await app.register(fleetMetricsRoutes, { store, devices })
     await app.register(energyRoutes, { energy, devices })
   }
   return { service, plugin, compaction }

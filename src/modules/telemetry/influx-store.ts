@@ -10,7 +10,17 @@ import { powerFlux, seqFlux, seriesFlux } from './influx-flux.ts'
 import { datagramPoints, REACTIVE_SIGN } from './influx-points.ts'
 import { powerSampleOf } from './power.ts'
 import { SEQ_SPAN_MS } from './seq-lookups.ts'
-import type { PowerRange, PowerSample, SeqRun, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
+import type {
+  FleetQuery,
+  FleetSeries,
+  PowerRange,
+  PowerSample,
+  SeqRun,
+  SeriesPoint,
+  SeriesQuery,
+  TelemetryStore,
+} from './store.ts'
+import { queryEachDevice } from './store.ts'
 
 export interface InfluxStoreOptions {
   url: string
@@ -91,6 +101,11 @@ export class InfluxTelemetryStore implements TelemetryStore {
       this.writeApi.writePoints(points.slice(i, i + LINES_PER_REQUEST))
       await request('write', () => this.writeApi.flush())
     }
+  }
+
+  /** One Flux query per device: InfluxDB aggregates each window itself, there are no rollups here. */
+  queryFleet(q: FleetQuery): Promise<FleetSeries> {
+    return queryEachDevice(this, q)
   }
 
   async query(q: SeriesQuery): Promise<SeriesPoint[]> {

@@ -6,22 +6,27 @@ import { parseFloat8Array } from './float8-array.ts'
 import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
 import { type DerivedPower, derivePower, powerSampleOf, reactiveSign } from './power.ts'
 import { RecordsInsert } from './records-insert.ts'
-import { markRollupsDirty, queryRollups, rollupFor } from './rollups.ts'
+import { markRollupsDirty, queryFleetRollups, queryRollups, rollupFor } from './rollups.ts'
 import { storedSeqsInTable } from './seq-lookups.ts'
-import type {
-  AggregateFn,
-  PowerRange,
-  PowerSample,
-  SeqRun,
-  SeriesPoint,
-  SeriesQuery,
-  TelemetryStore,
+import {
+  type AggregateFn,
+  type FleetQuery,
+  type FleetSeries,
+  type PowerRange,
+  type PowerSample,
+  queryEachDevice,
+  type SeqRun,
+  type SeriesPoint,
+  type SeriesQuery,
+  type TelemetryStore,
 } from './store.ts'
 import { clampTime } from './time-range.ts'
 
 /** The widest span of samples one datagram may cover (send interval ≤ 3600 s), for range scans on t0. */
 const MAX_SPAN_MS = 3_660_000
 
+/** How long a fleet query brings dirty rollups up to date before it answers (the rest is reported). */
+const FLEET_REFRESH_BUDGET_MS = 500
 const iso = (t: number) => new Date(clampTime(t)).toISOString()
 
 /** Epoch-ms time of sample i (1-based) of a telemetry row, as SQL. */
@@ -164,6 +169,12 @@ export class PostgresTelemetryStore implements TelemetryStore {
 
   storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
     return storedSeqsInTable(this.db, devicePk, run)
+  }
+
+  /** From the rollups in one statement when they answer the windows, else one query per device. */
+  queryFleet(q: FleetQuery): Promise<FleetSeries> {
+    const bucket = rollupFor(q)
+    return bucket ? queryFleetRollups(this.db, q, bucket, FLEET_REFRESH_BUDGET_MS) : queryEachDevice(this, q)
   }
 
   async query(q: SeriesQuery): Promise<SeriesPoint[]> {

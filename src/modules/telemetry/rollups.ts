@@ -2,7 +2,7 @@ import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
 import { STORED_TYPES } from './measurement-types.ts'
-import type { AggregateFn, SeriesPoint, SeriesQuery } from './store.ts'
+import type { AggregateFn, FleetQuery, FleetSeries, SeriesPoint, SeriesQuery } from './store.ts'
 
 const HOUR_MS = 3_600_000
 const iso = (t: number) => new Date(t).toISOString()
@@ -38,7 +38,7 @@ export async function markRollupsDirty(db: Kysely<Database>, datagrams: readonly
 }
 
 /**
- * Recomputes one device-hour's 1-minute and 1-hour rollups of every stored type from the raw
+ * Recomputes one device-hour's 1-minute, 15-minute and 1-hour rollups of every stored type from the raw
  * samples, in one transaction under an advisory lock of that device-hour: two replicas (or a
  * query and the background refresh) recomputing it at once take turns instead of colliding.
  */
@@ -69,25 +69,26 @@ async function recomputeLocked(db: Kysely<Database>, devicePk: number, hour: num
       where p.v is not null and p.time >= ${hour} and p.time < ${hour + HOUR_MS}
       group by 4`.execute(db)
   }
-  await sql`
-    insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
-    select device_pk, metric, 3600, ${from}::timestamptz, sum(count), ${clampedSum(sql`sum`)}, min(min), max(max),
-      (array_agg(first order by start))[1], (array_agg(last order by start desc))[1]
-    from telemetry_rollups
-    where device_pk = ${devicePk} and bucket_s = 60 and start >= ${from}::timestamptz and start < ${to}::timestamptz
-    group by device_pk, metric`.execute(db)
+  // The coarser buckets from the 1-minute rows just written: 15 minutes (a fleet view), 1 hour.
+  for (const bucket of [900, 3600])
+    await sql`
+      insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
+      select device_pk, metric, ${bucket}, to_timestamp(floor(date_part('epoch', start) / ${bucket}) * ${bucket}),
+        sum(count), ${clampedSum(sql`sum`)}, min(min), max(max),
+        (array_agg(first order by start))[1], (array_agg(last order by start desc))[1]
+      from telemetry_rollups
+      where device_pk = ${devicePk} and bucket_s = 60 and start >= ${from}::timestamptz and start < ${to}::timestamptz
+      group by device_pk, metric, 4`.execute(db)
 }
 
-/**
- * Brings dirty hours up to date (all, or one device's in [start, stop)): each is recomputed, then
- * its mark is cleared unless a write renewed it meanwhile. Returns how many hours were recomputed.
- */
-export async function refreshRollups(
-  db: Kysely<Database>,
-  scope?: { devicePk: number; start: number; stop: number },
-  limit = 500,
-  settleMs = 0,
-): Promise<number> {
+/** Devices and a time range [start, stop) whose dirty hours a query needs. */
+export interface RollupScope {
+  devicePks: readonly number[]
+  start: number
+  stop: number
+}
+
+function dirtyMarks(db: Kysely<Database>, scope: RollupScope | undefined, settleMs: number) {
   // marked_at as text: a JS Date would drop its microseconds, and the mark would never match again.
   let q = db
     .selectFrom('rollup_dirty')
@@ -98,11 +99,41 @@ export async function refreshRollups(
     q = q.where('marked_at', '<', sql<Date>`clock_timestamp() - make_interval(secs => ${settleMs / 1000})`)
   if (scope)
     q = q
-      .where('device_pk', '=', scope.devicePk)
+      .where(sql<boolean>`device_pk = any(${[...scope.devicePks]}::int[])`)
       .where('hour', '>=', new Date(Math.floor(scope.start / HOUR_MS) * HOUR_MS))
       .where('hour', '<', new Date(scope.stop))
-  const marks = await q.orderBy('device_pk').orderBy('hour').limit(limit).execute()
+  return q
+}
+
+/** Dirty hours in the scope: hours whose newest samples its rollups do not hold yet. */
+export async function countDirtyHours(db: Kysely<Database>, scope: RollupScope): Promise<number> {
+  const { rows } = await sql<{
+    n: number
+  }>`select count(*)::int as n from (${dirtyMarks(db, scope, 0)}) d`.execute(db)
+  return rows[0]?.n ?? 0
+}
+
+/**
+ * Brings dirty hours up to date (all, or those of some devices in [start, stop)): each is
+ * recomputed, then its mark is cleared unless a write renewed it meanwhile. Stops early once
+ * `deadline` (a Date.now() value) has passed. Returns how many hours were recomputed.
+ */
+export async function refreshRollups(
+  db: Kysely<Database>,
+  scope?: RollupScope,
+  limit = 500,
+  settleMs = 0,
+  deadline = Number.POSITIVE_INFINITY,
+): Promise<number> {
+  const marks = await dirtyMarks(db, scope, settleMs)
+    .orderBy('device_pk')
+    .orderBy('hour')
+    .limit(limit)
+    .execute()
+  let done = 0
   for (const m of marks) {
+    if (Date.now() > deadline) break
+    done++
     const hour = new Date(m.hour).getTime()
     await recomputeHour(db, m.device_pk, hour)
     await db
@@ -112,8 +143,12 @@ export async function refreshRollups(
       .where('marked_at', '<=', sql<Date>`${m.marked_at}::timestamptz`)
       .execute()
   }
-  return marks.length
+  return done
 }
+
+/** Rollup bucket lengths in seconds, coarsest first. */
+const ROLLUP_BUCKETS = [3600, 900, 60] as const
+export type RollupBucket = (typeof ROLLUP_BUCKETS)[number]
 
 const FROM_ROLLUPS: Partial<Record<AggregateFn, ReturnType<typeof sql>>> = {
   mean: sql`greatest(least(sum(sum::numeric) / sum(count), 1e308), -1e308)::float8`,
@@ -124,10 +159,10 @@ const FROM_ROLLUPS: Partial<Record<AggregateFn, ReturnType<typeof sql>>> = {
 }
 
 /** The coarsest rollup that answers the query exactly, or undefined (then raw samples answer). */
-export function rollupFor(q: SeriesQuery): 60 | 3600 | undefined {
+export function rollupFor(q: Omit<SeriesQuery, 'devicePk' | 'limit'>): RollupBucket | undefined {
   if (!q.everyMs || !FROM_ROLLUPS[q.fn] || !(STORED_TYPES as readonly string[]).includes(q.metric))
     return undefined
-  for (const bucket of [3600, 60] as const) {
+  for (const bucket of ROLLUP_BUCKETS) {
     const ms = bucket * 1000
     if (q.everyMs % ms === 0 && q.start % ms === 0 && q.stop % ms === 0) return bucket
   }
@@ -138,9 +173,9 @@ export function rollupFor(q: SeriesQuery): 60 | 3600 | undefined {
 export async function queryRollups(
   db: Kysely<Database>,
   q: SeriesQuery,
-  bucket: 60 | 3600,
+  bucket: RollupBucket,
 ): Promise<SeriesPoint[]> {
-  while ((await refreshRollups(db, { devicePk: q.devicePk, start: q.start, stop: q.stop })) > 0) {}
+  while ((await refreshRollups(db, { devicePks: [q.devicePk], start: q.start, stop: q.stop })) > 0) {}
   const every = q.everyMs as number
   const { rows } = await sql<SeriesPoint>`
     select floor(date_part('epoch', start) * 1000 / ${every}) * ${every} as time, ${FROM_ROLLUPS[q.fn]} as value
@@ -149,4 +184,30 @@ export async function queryRollups(
       and start >= ${iso(q.start)}::timestamptz and start < ${iso(q.stop)}::timestamptz
     group by 1 order by 1 limit ${q.limit}`.execute(db)
   return rows.map((r) => ({ time: Number(r.time), value: Number(r.value) }))
+}
+
+/**
+ * Windows of many devices from the rollups in one statement, after bringing their dirty hours in
+ * range up to date for at most `budgetMs`; the hours left (a fleet writing right now dirties one
+ * an active meter) are counted in `pendingHours`, and the background refresh takes them.
+ */
+export async function queryFleetRollups(
+  db: Kysely<Database>,
+  q: FleetQuery,
+  bucket: RollupBucket,
+  budgetMs: number,
+): Promise<FleetSeries> {
+  const scope = { devicePks: q.devicePks, start: q.start, stop: q.stop }
+  const deadline = Date.now() + budgetMs
+  while (Date.now() < deadline && (await refreshRollups(db, scope, 100, 0, deadline)) > 0) {}
+  const every = q.everyMs
+  const { rows } = await sql<SeriesPoint & { device_pk: number }>`
+    select device_pk, floor(date_part('epoch', start) * 1000 / ${every}) * ${every} as time, ${FROM_ROLLUPS[q.fn]} as value
+    from telemetry_rollups
+    where device_pk = any(${[...q.devicePks]}::int[]) and metric = ${q.metric} and bucket_s = ${bucket}
+      and start >= ${iso(q.start)}::timestamptz and start < ${iso(q.stop)}::timestamptz
+    group by 1, 2 order by 1, 2`.execute(db)
+  const series = new Map<number, SeriesPoint[]>(q.devicePks.map((pk) => [pk, []]))
+  for (const r of rows) series.get(r.device_pk)?.push({ time: Number(r.time), value: Number(r.value) })
+  return { series, pendingHours: await countDirtyHours(db, scope) }
 }

@@ -17,6 +17,23 @@ export interface SeriesQuery {
   limit: number
 }
 
+/** The same windows of many devices (GET /api/fleet/metrics). */
+export interface FleetQuery {
+  devicePks: readonly number[]
+  metric: StoredType | DerivedType | string
+  start: number
+  stop: number
+  everyMs: number
+  fn: AggregateFn
+}
+
+/** Each device's windows (every device asked, none left out), and hours not in the rollups yet. */
+export interface FleetSeries {
+  series: Map<number, SeriesPoint[]>
+  /** Device-hours whose newest samples the answer does not hold yet (rollups being refreshed); 0 = exact. */
+  pendingHours: number
+}
+
 /** A device's time range [start, stop) of power samples to read. */
 export interface PowerRange {
   devicePk: number
@@ -46,6 +63,8 @@ export interface TelemetryStore {
   readonly name: string
   write(datagrams: Datagram[]): Promise<void>
   query(q: SeriesQuery): Promise<SeriesPoint[]>
+  /** The same windows of many devices. */
+  queryFleet(q: FleetQuery): Promise<FleetSeries>
   /** Power samples of one device in [start, stop), sorted by time. */
   powerSamples(devicePk: number, start: number, stop: number): Promise<PowerSample[]>
   /** Power samples of many ranges at once: one array per range, in the order given, each sorted by time. */
@@ -59,4 +78,16 @@ export interface TelemetryStore {
   /** Readiness: throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
+}
+
+/** A fleet query as one query per device: for stores, metrics or windows without rollups (exact). */
+export async function queryEachDevice(
+  store: Pick<TelemetryStore, 'query'>,
+  q: FleetQuery,
+): Promise<FleetSeries> {
+  const series = new Map<number, SeriesPoint[]>()
+  const windows = Math.ceil((q.stop - q.start) / q.everyMs)
+  for (const devicePk of q.devicePks)
+    series.set(devicePk, await store.query({ ...q, devicePk, limit: Math.max(1, windows) }))
+  return { series, pendingHours: 0 }
 }

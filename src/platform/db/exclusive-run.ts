@@ -6,12 +6,14 @@ import type { Database } from './schema.ts'
  * per schema and job, held on the one connection the work uses (PGlite has only one), and the
  * outcome kept in maintenance_runs (the last run of each job). A replica that finds the lock taken
  * skips its run ('busy'); a replica that dies mid-run releases the lock with its session.
+ * `record: false` runs a step of the job under its lock without counting as its run.
  */
 export async function runExclusive<T extends object>(
   db: Kysely<Database>,
   job: string,
   replica: string,
   work: (conn: Kysely<Database>) => Promise<T>,
+  { record: keep = true } = {},
 ): Promise<T | 'busy'> {
   return db.connection().execute(async (conn) => {
     const key = sql`hashtext(current_schema() || ${`:iot-meter:${job}`})`
@@ -22,10 +24,11 @@ export async function runExclusive<T extends object>(
     const started = new Date()
     try {
       const result = await work(conn)
-      await record(conn, job, replica, started, true, { ...result } as Record<string, unknown>)
+      if (keep) await record(conn, job, replica, started, true, { ...result } as Record<string, unknown>)
       return result
     } catch (error) {
-      await record(conn, job, replica, started, false, { error: (error as Error).message }).catch(() => {})
+      if (keep)
+        await record(conn, job, replica, started, false, { error: (error as Error).message }).catch(() => {})
       throw error
     } finally {
       await sql`select pg_advisory_unlock(${key})`.execute(conn)

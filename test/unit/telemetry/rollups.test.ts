@@ -92,7 +92,7 @@ for (const seed of SEEDS) {
           fn,
           limit: 10_000,
         }
-        assert.equal(rollupFor(q), every === HOUR ? 3600 : 60)
+        assert.equal(rollupFor(q), every / 1000)
         const got = await store.query(q)
         const want = expected(all, every, fn)
         assert.equal(got.length, want.length, `${fn} every ${every}: windows (seed ${seed})`)
@@ -122,7 +122,9 @@ test('a window not on whole minutes, a derived metric or "last" is answered from
     limit: 1,
   }
   assert.equal(rollupFor(q), 3600)
-  assert.equal(rollupFor({ ...q, everyMs: 30 * 60_000 }), 60)
+  assert.equal(rollupFor({ ...q, everyMs: 30 * 60_000 }), 900)
+  assert.equal(rollupFor({ ...q, everyMs: 5 * 60_000 }), 60)
+  assert.equal(rollupFor({ ...q, everyMs: HOUR, start: 15 * 60_000 }), 900)
   assert.equal(rollupFor({ ...q, start: 1000 }), undefined)
   assert.equal(rollupFor({ ...q, everyMs: 30_000 }), undefined)
   assert.equal(rollupFor({ ...q, metric: 'power_active' }), undefined)

@@ -139,6 +139,8 @@ interface WriteTarget {
   /** Every point stored for the device, as the backing server has it. */
   read(deviceId: string, devicePk: number, expectedCount: number): Promise<StoredPoint[]>
   withUnits: boolean
+  /** store.query answers here (VictoriaMetrics has no Flux: the Flux is tested on the stand-in below). */
+  answersQueries: boolean
   /**
    * How many copies a rewrite leaves in the backing server. PostgreSQL: 1 (ON CONFLICT DO NOTHING).
    * VictoriaMetrics keeps both copies of a point where InfluxDB overwrites it, so there the proof of
@@ -245,6 +247,27 @@ function writeContract(name: string, skip: string | false, open: () => Promise<W
       assert.deepEqual([...(await target.seqs(otherId, other, plain, 1))], [1])
     })
 
+    test('queryFleet: each device gets the windows query gives it, and a device without data none', async (t) => {
+      if (!target.answersQueries) return t.skip('no Flux on this server')
+      const ids = [uniqueName('meter'), uniqueName('meter'), uniqueName('meter')]
+      const pks = []
+      for (const id of ids) pks.push(await target.device(id))
+      for (const [n, pk] of pks.slice(0, 2).entries())
+        await target.store.write(datagrams(pk, ids[n] as string, t0 + n * 60_000))
+      const start = Math.floor(t0 / 900_000) * 900_000
+      for (const everyMs of [900_000, 60_000, 7000]) {
+        const q = { metric: 'voltage_dc', start, stop: start + 2 * 3_600_000, everyMs, fn: 'max' as const }
+        const fleet = await target.store.queryFleet({ ...q, devicePks: pks })
+        for (const pk of pks)
+          assert.deepEqual(
+            fleet.series.get(pk),
+            await target.store.query({ ...q, devicePk: pk, limit: 10_000 }),
+          )
+        assert.ok((fleet.series.get(pks[0] as number)?.length ?? 0) > 0)
+        assert.deepEqual(fleet.series.get(pks[2] as number), [])
+      }
+    })
+
     test('a large batch lands whole, and an empty one is a no-op', async () => {
       const id = uniqueName('meter')
       const pk = await target.device(id)
@@ -284,6 +307,7 @@ async function openPostgres(): Promise<WriteTarget & { db: Kysely<Database> }> {
     db,
     store,
     withUnits: false,
+    answersQueries: true,
     copiesAfterRewrite: 1,
     device: (deviceId) => insertDevice(db, deviceId),
     seqs: (_deviceId, devicePk, run) => store.storedSeqs(devicePk, run),
@@ -416,6 +440,7 @@ writeContract(
     return {
       store,
       withUnits: true,
+      answersQueries: false,
       copiesAfterRewrite: 2,
       device: async () => nextPk++,
       read: (deviceId, _pk, count) => exportPoints(vm.url, deviceId, count),
