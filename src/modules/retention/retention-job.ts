@@ -140,6 +140,11 @@ export class RetentionJob {
         dropped.push(p.name)
       }
       defaultRows = await purgeDefault(db, rawCutoff)
+      // The keys of compacted datagrams go with their day's rows (kept while any of that day is).
+      await db
+        .deleteFrom('telemetry_compacted_keys')
+        .where('hour', '<', new Date(dayStart(rawCutoff)))
+        .execute()
     }
     const rollups =
       rollupDays > 0

@@ -1,17 +1,14 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { compactRows, compactSeq, FLAG_COMPACTED, HOUR_MS, type StoredRow } from './compact-rows.ts'
+import { type CompactionUnit, keyText, lockUnits, readKeys, writeKeys } from './compacted-keys.ts'
 import type { Datagram } from './datagram.ts'
 import { STORED_TYPES } from './measurement-types.ts'
 import type { RecordsInsert } from './records-insert.ts'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** A device and an hour of datagram t0: what one compaction takes. */
-export interface CompactionUnit {
-  devicePk: number
-  hour: number
-}
+export type { CompactionUnit }
 
 export type UnitOutcome = 'compacted' | 'none' | 'skipped'
 
@@ -31,46 +28,76 @@ async function readRows(
 }
 
 /** Rows of these keys (t0 in ms, seq) of the device, as `(t0, seq) in (…)`. */
-const keysOf = (rows: readonly StoredRow[]) => sql`(t0, seq) in (
+const keysOf = (rows: readonly { t0: number | string; seq: number | string }[]) => sql`(t0, seq) in (
   select * from unnest(${rows.map((r) => iso(Number(r.t0)))}::timestamptz[], ${rows.map((r) => String(r.seq))}::int8[]))`
 
+/** The keys (t0 ms, seq) of the stubs compaction left before telemetry_compacted_keys existed. */
+async function readStubs(db: Kysely<Database>, devicePk: number, hour: number) {
+  const { rows } = await sql<{ t0: number; seq: string | number }>`
+    select (extract(epoch from t0) * 1000)::float8 as t0, seq from telemetry
+    where device_pk = ${devicePk}::int and t0 >= ${iso(hour)}::timestamptz and t0 < ${iso(hour + HOUR_MS)}::timestamptz
+      and seq >= 0 and flags & ${FLAG_COMPACTED} <> 0`.execute(db)
+  return rows.map((r) => ({ t0: Number(r.t0), seq: Number(r.seq) }))
+}
+
+const deleteKeys = (
+  db: Kysely<Database>,
+  devicePk: number,
+  rows: readonly { t0: number | string; seq: number | string }[],
+) =>
+  rows.length === 0
+    ? undefined
+    : sql`delete from telemetry where device_pk = ${devicePk}::int and ${keysOf(rows)}`.execute(db)
+
 /**
- * Compacts one unit in one transaction: its raw rows (late ones included) and the compact rows
- * it already has are merged into new compact rows, and the raw rows become stubs: all their
- * samples set to NULL, their key kept, so a redelivered datagram is still a conflict (stored
- * once) and the seq lookups of the ingest still find it. Idempotent: a unit without raw rows is
- * left as it is. The rows read are named by key when stubbed, so a row written meanwhile stays
- * raw (read alongside, merged by the next run).
+ * Compacts one unit in one transaction, under the unit's lock (compacted-keys.ts): its raw rows
+ * (late ones included) and the compact rows it already has are merged into new compact rows; the
+ * raw rows are deleted and their keys (t0, seq) join the unit's compacted keys, so a redelivered
+ * datagram is still stored once and the ingest's seq lookups still find it. A raw row whose key
+ * is there already (a copy) adds nothing. Idempotent: a unit without raw rows is left as it is.
+ * Stubs of earlier versions (raw rows with FLAG_COMPACTED and no samples) become keys too.
  */
 export async function compactUnit(
   db: Kysely<Database>,
   records: RecordsInsert,
-  { devicePk, hour }: CompactionUnit,
+  unit: CompactionUnit,
 ): Promise<UnitOutcome> {
+  const { devicePk, hour } = unit
   await records.ready()
   return db.transaction().execute(async (trx) => {
+    await lockUnits(trx, [unit])
     const raw = await readRows(
       trx,
       devicePk,
       sql`t0 >= ${iso(hour)}::timestamptz and t0 < ${iso(hour + HOUR_MS)}::timestamptz
         and seq >= 0 and flags & ${FLAG_COMPACTED} = 0`,
     )
-    if (raw.length === 0) return 'none'
-    const compact = (
-      await readRows(
-        trx,
-        devicePk,
-        sql`t0 >= ${iso(hour)}::timestamptz and t0 < ${iso(hour + 3 * HOUR_MS)}::timestamptz and seq < 0`,
-      )
-    ).filter((r) => Number(r.seq) === compactSeq(hour, Number(r.t0)))
-    const rows: Datagram[] | undefined = compactRows(devicePk, hour, [...compact, ...raw])
-    if (!rows) return 'skipped'
-    if (compact.length > 0)
-      await sql`delete from telemetry where device_pk = ${devicePk}::int and ${keysOf(compact)}`.execute(trx)
-    await records.write(rows, trx)
-    const cleared = sql.join(STORED_TYPES.map((type) => sql`${sql.ref(type)} = null`))
-    await sql`update telemetry set offsets_ms = null, other = null, ${cleared}, flags = flags | ${FLAG_COMPACTED}
-      where device_pk = ${devicePk}::int and ${keysOf(raw)}`.execute(trx)
+    const stubs = await readStubs(trx, devicePk, hour)
+    if (raw.length === 0 && stubs.length === 0) return 'none'
+    const keys = (await readKeys(trx, [unit])).get(`${devicePk}:${hour}`) ?? new Set<string>()
+    const isCopy = (r: { t0: number | string; seq: number | string }) =>
+      keys.has(keyText(Number(r.t0), Number(r.seq)))
+    const fresh = raw.filter((r) => !isCopy(r))
+    if (fresh.length > 0) {
+      const compact = (
+        await readRows(
+          trx,
+          devicePk,
+          sql`t0 >= ${iso(hour)}::timestamptz and t0 < ${iso(hour + 3 * HOUR_MS)}::timestamptz and seq < 0`,
+        )
+      ).filter((r) => Number(r.seq) === compactSeq(hour, Number(r.t0)))
+      const rows: Datagram[] | undefined = compactRows(devicePk, hour, [...compact, ...fresh])
+      if (!rows) {
+        // The unit stays raw (reads the same); copies of its compacted datagrams would be read twice.
+        await deleteKeys(trx, devicePk, raw.filter(isCopy))
+        return 'skipped'
+      }
+      await deleteKeys(trx, devicePk, compact)
+      await records.write(rows, trx)
+    }
+    await deleteKeys(trx, devicePk, [...raw, ...stubs])
+    for (const r of [...raw, ...stubs]) keys.add(keyText(Number(r.t0), Number(r.seq)))
+    await writeKeys(trx, unit, keys)
     return 'compacted'
   })
 }

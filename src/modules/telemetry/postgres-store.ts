@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import { CompactedHorizon, withoutCompacted } from './compacted-keys.ts'
 import { markLateUnits } from './compaction.ts'
 import type { Datagram } from './datagram.ts'
 import { parseFloat8Array } from './float8-array.ts'
@@ -140,18 +141,37 @@ export class PostgresTelemetryStore implements TelemetryStore {
   /** The row writer, shared with the compaction job (compaction-job.ts). */
   readonly records: RecordsInsert
 
+  /** Which datagrams may be copies of compacted ones (checked against their keys). */
+  private readonly horizon: CompactedHorizon
+
   /** `compactAfterMs`: when set, datagrams of hours that may be compacted already are marked for the job. */
   constructor(
     protected readonly db: Kysely<Database>,
     private readonly compactAfterMs = 0,
   ) {
     this.records = new RecordsInsert(db)
+    this.horizon = new CompactedHorizon(db, compactAfterMs)
   }
 
-  /** Stores one row per datagram; a row whose key (device_pk, t0, seq) is there already is skipped. */
+  /**
+   * Stores one row per datagram; a row whose key (device_pk, t0, seq) is there already is skipped,
+   * and so is a datagram of an hour that may be compacted whose key is among the compacted ones
+   * (checked under the unit's lock, in a transaction of its own: late data is rare).
+   */
   async write(datagrams: Datagram[]): Promise<void> {
     if (datagrams.length === 0) return
-    await this.insertRows(datagrams)
+    const checkBefore = await this.horizon.checkBefore()
+    const late = datagrams.filter((d) => d.t0 < checkBefore)
+    if (late.length === 0) await this.insertRows(datagrams)
+    else {
+      const fresh = datagrams.filter((d) => d.t0 >= checkBefore)
+      if (fresh.length > 0) await this.insertRows(fresh)
+      await this.records.ready() // before the transaction: PGlite has one connection, ready() reads through the pool
+      await this.db.transaction().execute(async (trx) => {
+        const kept = await withoutCompacted(trx, late)
+        if (kept.length > 0) await this.records.write(kept, trx)
+      })
+    }
     // Both after the rows (a mark must not be consumed before them), side by side: no added latency.
     await Promise.all([
       markRollupsDirty(this.db, datagrams),

@@ -197,6 +197,14 @@ export interface TelemetryRollupsTable {
   last: number
 }
 
+/** The (t0 ms, seq) of the compacted datagrams of a device-hour of t0 (telemetry compaction). */
+export interface TelemetryCompactedKeysTable {
+  device_pk: number
+  hour: Timestamp
+  t0s: string[]
+  seqs: string[]
+}
+
 /** Device-hours whose rollups must be recomputed. */
 export interface RollupDirtyTable {
   device_pk: number
@@ -232,6 +240,7 @@ export interface Database {
   alert_outbox: AlertOutboxTable
   maintenance_runs: MaintenanceRunsTable
   telemetry_rollups: TelemetryRollupsTable
+  telemetry_compacted_keys: TelemetryCompactedKeysTable
   rollup_dirty: RollupDirtyTable
   ingest_quarantine: IngestQuarantineTable
   archive_sections: ArchiveSectionsTable

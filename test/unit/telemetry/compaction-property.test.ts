@@ -159,6 +159,9 @@ for (const seed of SEEDS) {
     const { rows } = await sql<{ raw: number }>`select count(*)::int as raw from telemetry
       where device_pk = ${sub} and seq >= 0 and voltage_dc is not null`.execute(t.app.db)
     assert.equal(rows[0]?.raw, 0, 'no raw samples left')
+    const { rows: left } = await sql<{ n: number }>`select count(*)::int as n from telemetry
+      where device_pk = ${sub} and seq >= 0`.execute(t.app.db)
+    assert.equal(left[0]?.n, 0, 'no raw rows left: their keys are in telemetry_compacted_keys')
     assert.deepStrictEqual(await readAll(store, sub, start, stop), await want(), 'compacted')
 
     // Late: new datagrams into compacted hours, and copies of compacted ones (stored once).
@@ -229,5 +232,8 @@ test('the job: one replica at a time, restartable, idempotent; retention still d
   const { rows } = await sql<{
     n: number
   }>`select count(*)::int as n from telemetry where device_pk = ${devicePk}`.execute(t.app.db)
-  assert.equal(rows[0]?.n, 0, 'compact rows and stubs expire with their day')
+  assert.equal(rows[0]?.n, 0, 'compact rows expire with their day')
+  const { rows: keys } = await sql<{ n: number }>`select count(*)::int as n from telemetry_compacted_keys
+    where device_pk = ${devicePk}`.execute(t.app.db)
+  assert.equal(keys[0]?.n, 0, 'and so do the keys of the compacted datagrams')
 })
