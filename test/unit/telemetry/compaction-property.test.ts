@@ -3,8 +3,6 @@ import { randomInt } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { FsArchiveStore, RawArchive } from '../../../src/modules/archive/index.ts'
-import { createRetentionModule } from '../../../src/modules/retention/index.ts'
 import { HOUR_MS } from '../../../src/modules/telemetry/compact-rows.ts'
 import { compactUnit, rawUnits } from '../../../src/modules/telemetry/compaction.ts'
 import { CompactionJob } from '../../../src/modules/telemetry/compaction-job.ts'
@@ -21,6 +19,7 @@ import {
 } from '../../helpers/compaction.ts'
 import { registerDevice } from '../../helpers/device.ts'
 import { realDatabaseUrl, uniqueName } from '../../helpers/env.ts'
+import { retentionJobOf } from '../../helpers/retention.ts'
 
 const DAY = 86_400_000
 /** Fixed seeds (903184713: copies only, no late datagram), plus one random seed (printed in the test name). */
@@ -112,12 +111,7 @@ test('the job: one replica at a time, restartable, idempotent; retention still d
     }
   }
 
-  const retention = createRetentionModule({
-    db: t.app.db,
-    archive: new RawArchive(new FsArchiveStore(`${t.config.DATA_DIR}/archive`), t.app.db, 0),
-    config: t.config,
-    log: t.app.log,
-  }).job
+  const retention = retentionJobOf(t)
   await retention.run(start + 91 * DAY)
   const { rows } = await sql<{
     n: number
