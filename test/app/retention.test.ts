@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { FsArchiveStore, RawArchive } from '../../src/modules/archive/index.ts'
-import { createRetentionModule, type RetentionRun } from '../../src/modules/retention/index.ts'
+import type { RetentionRun } from '../../src/modules/retention/index.ts'
 import { build, type TestApp } from '../helpers/build.ts'
 import { realDatabaseUrl, uniqueName } from '../helpers/env.ts'
+import { retentionJobOf } from '../helpers/retention.ts'
 
 const ADMIN_TOKEN = `admin-${randomBytes(16).toString('hex')}`
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
@@ -33,15 +32,6 @@ before(async () => {
 })
 after(() => t.close())
 
-/** A job of the test's own over the app's database (the app's runs 1 s after start, then hourly). */
-const jobOf = (app: TestApp) =>
-  createRetentionModule({
-    db: app.app.db,
-    archive: new RawArchive(new FsArchiveStore(join(app.config.DATA_DIR, 'archive')), app.app.db, 0),
-    config: app.config,
-    log: app.app.log,
-  }).job
-
 async function insertAt(ms: number, seq: number) {
   await sql`insert into telemetry (device_pk, t0, seq, n, step_ms, voltage_dc)
     values (${devicePk}, ${new Date(ms).toISOString()}::timestamptz, ${seq}, 1, 1000, array[${seq}]::float8[])`.execute(
@@ -60,7 +50,7 @@ const where = async (seq: number) => {
 const pday = (ms: number) => `telemetry_p${new Date(ms).toISOString().slice(0, 10).replace(/-/g, '')}`
 
 test('telemetry lives in daily partitions; late rows are moved into their day, expired days are dropped', async () => {
-  const job = jobOf(t)
+  const job = retentionJobOf(t)
   await insertAt(today + 3_600_000, 1)
   await insertAt(today - 3 * DAY + 5, 2) // late: no partition for that day yet
   await insertAt(today - 100 * DAY, 3) // older than the raw retention
@@ -100,7 +90,7 @@ test('rollups older than RETENTION_ROLLUP_DAYS are deleted; younger ones stay', 
     )
   await row(today - 1826 * DAY)
   await row(today - 1824 * DAY)
-  const run = (await jobOf(t).run()) as RetentionRun
+  const run = (await retentionJobOf(t).run()) as RetentionRun
   assert.equal(run.rollups_deleted, 1, JSON.stringify(run))
   const { rows } = await sql<{ start: Date }>`
     select start from telemetry_rollups where device_pk = ${devicePk} and metric = 'voltage_dc'`.execute(
@@ -115,7 +105,7 @@ test('rollups older than RETENTION_ROLLUP_DAYS are deleted; younger ones stay', 
 test('GET /api/retention: the policy per kind of data, partitions and the last run (viewer, schema-checked)', async () => {
   const anonymous = await t.app.inject({ url: '/api/retention' })
   assert.equal(anonymous.statusCode, 401)
-  await jobOf(t).run()
+  await retentionJobOf(t).run()
   const res = await t.app.inject({ url: '/api/retention', headers: auth })
   assert.equal(res.statusCode, 200)
   const body = res.json()
@@ -145,9 +135,9 @@ test('two replicas never run it at once: while another session holds the lock, a
   try {
     const key = `${rows[0]?.schema}:iot-meter:retention`
     await other.query('select pg_advisory_lock(hashtext($1))', [key])
-    assert.equal(await jobOf(t).run(), 'busy')
+    assert.equal(await retentionJobOf(t).run(), 'busy')
     await other.query('select pg_advisory_unlock(hashtext($1))', [key])
-    assert.notEqual(await jobOf(t).run(), 'busy')
+    assert.notEqual(await retentionJobOf(t).run(), 'busy')
   } finally {
     await other.end()
   }
