@@ -6,7 +6,7 @@ import pg from 'pg'
 import type { RetentionRun } from '../../src/modules/retention/index.ts'
 import { build, type TestApp } from '../helpers/build.ts'
 import { realDatabaseUrl, uniqueName } from '../helpers/env.ts'
-import { retentionJobOf } from '../helpers/retention.ts'
+import { appRetentionRan, retentionJobOf } from '../helpers/retention.ts'
 
 const ADMIN_TOKEN = `admin-${randomBytes(16).toString('hex')}`
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
@@ -29,6 +29,7 @@ before(async () => {
     payload: { device_id: uniqueName('ret'), device_name: 'r' },
   })
   devicePk = res.json().id
+  await appRetentionRan(t.app.db)
 })
 after(() => t.close())
 

@@ -8,6 +8,7 @@ import type {
 } from '../../src/modules/telemetry/index.ts'
 import type { Database } from '../../src/platform/db/index.ts'
 import { seeded } from './random.ts'
+import { appRetentionRan } from './retention.ts'
 
 /** Data and reads of the compaction tests (test/unit/telemetry/compaction-*.test.ts). */
 
@@ -150,11 +151,7 @@ export async function rawRows(db: Kysely<Database>, devicePk: number): Promise<n
  * racing a partition being attached can miss the rows moved).
  */
 export async function dayPartitions(db: Kysely<Database>, daysAgo: number[]) {
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await sql`select 1 from maintenance_runs where job = 'retention'`.execute(db)
-    if (rows.length > 0) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await appRetentionRan(db)
   for (const days of daysAgo) {
     const day = Math.floor(Date.now() / DAY_MS) * DAY_MS - days * DAY_MS
     const name = `telemetry_p${new Date(day).toISOString().slice(0, 10).replace(/-/g, '')}`

@@ -63,6 +63,7 @@ const FleetAnswer = Type.Object({
   every: Type.String(),
   start: IsoTime,
   stop: IsoTime,
+  times: Type.Array(IsoTime, { description: 'the start of each window, in order' }),
   pending_hours: Type.Integer({
     description:
       'device-hours in the range whose newest samples the answer does not hold yet (rollups still being refreshed; 0 = exact)',
@@ -70,7 +71,9 @@ const FleetAnswer = Type.Object({
   devices: Type.Array(
     Type.Object({
       device_id: Type.String(),
-      points: Type.Array(Type.Object({ time: IsoTime, value: Type.Number() })),
+      values: Type.Array(Nullable(Type.Number()), {
+        description: 'one value per window of `times`; null where the device has no sample in it',
+      }),
     }),
   ),
   next: Nullable(Type.String({ description: 'pass as `after` for the next page; null on the last' })),
@@ -88,7 +91,7 @@ function listedIds(text: string | undefined): string[] | undefined {
 
 /**
  * GET /api/fleet/metrics: the same windows of every device (or a list, or a type), a page of
- * devices at a time. start and stop are rounded out to whole windows, so every window is whole and,
+ * devices at a time, as a table: the window starts once, then each device's values in that order. start and stop are rounded out to whole windows, so every window is whole and,
  * for measured types at whole minutes, 15 minutes or hours, the answer comes from the rollups in
  * one statement (one query per device otherwise).
  */
@@ -139,13 +142,8 @@ export const fleetMetricsRoutes: FastifyPluginAsyncTypebox<{
         start: new Date(start).toISOString(),
         stop: new Date(stop).toISOString(),
         pending_hours: answer.pendingHours,
-        devices: shown.map((d) => ({
-          device_id: d.device_id,
-          points: (answer.series.get(d.pk) ?? []).map((p) => ({
-            time: new Date(p.time).toISOString(),
-            value: p.value,
-          })),
-        })),
+        times: Array.from({ length: windows }, (_, i) => new Date(start + i * everyMs).toISOString()),
+        devices: shown.map((d) => ({ device_id: d.device_id, values: answer.values.get(d.pk) ?? [] })),
         next: page.length > limit ? (shown.at(-1)?.device_id ?? null) : null,
       }
     },

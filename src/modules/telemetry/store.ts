@@ -27,9 +27,12 @@ export interface FleetQuery {
   fn: AggregateFn
 }
 
-/** Each device's windows (every device asked, none left out), and hours not in the rollups yet. */
+/**
+ * Each device's windows (every device asked, none left out) as one value per window of
+ * [start, stop) in order (null: no sample in it), and hours not in the rollups yet.
+ */
 export interface FleetSeries {
-  series: Map<number, SeriesPoint[]>
+  values: Map<number, (number | null)[]>
   /** Device-hours whose newest samples the answer does not hold yet (rollups being refreshed); 0 = exact. */
   pendingHours: number
 }
@@ -85,9 +88,13 @@ export async function queryEachDevice(
   store: Pick<TelemetryStore, 'query'>,
   q: FleetQuery,
 ): Promise<FleetSeries> {
-  const series = new Map<number, SeriesPoint[]>()
+  const values = new Map<number, (number | null)[]>()
   const windows = Math.ceil((q.stop - q.start) / q.everyMs)
-  for (const devicePk of q.devicePks)
-    series.set(devicePk, await store.query({ ...q, devicePk, limit: Math.max(1, windows) }))
-  return { series, pendingHours: 0 }
+  for (const devicePk of q.devicePks) {
+    const row: (number | null)[] = new Array(windows).fill(null)
+    for (const p of await store.query({ ...q, devicePk, limit: Math.max(1, windows) }))
+      row[Math.floor((p.time - q.start) / q.everyMs)] = p.value
+    values.set(devicePk, row)
+  }
+  return { values, pendingHours: 0 }
 }

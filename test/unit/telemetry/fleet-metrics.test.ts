@@ -58,6 +58,10 @@ const fleet = async (query: string, token?: string) =>
     ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
   })
 
+/** A device's row of the table as the points /metrics would list (windows with a value). */
+const pointsOf = (times: string[], values: (number | null)[]) =>
+  times.flatMap((time, i) => (values[i] === null ? [] : [{ time, value: values[i] as number }]))
+
 const range = () => `start=${new Date(start).toISOString()}&stop=${new Date(start + 3 * HOUR).toISOString()}`
 
 test('each device gets the windows its own /metrics gives; rollups of 15 minutes answer in one statement', async () => {
@@ -89,8 +93,10 @@ test('each device gets the windows its own /metrics gives; rollups of 15 minutes
       })
       const want = own.json().map((p: { time: string; value: number }) => ({ time: p.time, value: p.value }))
       assert.ok(want.length >= 7, `${device.device_id}: ${want.length} windows`)
-      assert.equal(device.points.length, want.length)
-      device.points.forEach((p: { time: string; value: number }, i: number) => {
+      assert.equal(device.values.length, body.times.length)
+      const points = pointsOf(body.times, device.values)
+      assert.equal(points.length, want.length)
+      points.forEach((p, i) => {
         assert.equal(p.time, want[i].time)
         assert.ok(Math.abs(p.value - want[i].value) <= 1e-9 * Math.abs(want[i].value), `${fn} ${p.value}`)
       })
@@ -101,7 +107,7 @@ test('each device gets the windows its own /metrics gives; rollups of 15 minutes
   assert.ok((rows[0]?.n ?? 0) >= 4 * 8, 'quarter-hour rollups stored')
 })
 
-test('start and stop are rounded out to whole windows; a device with no data is listed with no points', async () => {
+test('start and stop are rounded out to whole windows; a device with no data is listed with nulls', async () => {
   const from = new Date(start + 7 * 60_000 + 1234).toISOString()
   const to = new Date(start + HOUR + 60_000).toISOString()
   const res = await fleet(`metric=voltage_dc&every=15m&start=${from}&stop=${to}&devices=${ids.join(',')}`)
@@ -110,9 +116,11 @@ test('start and stop are rounded out to whole windows; a device with no data is 
   assert.equal(body.start, new Date(start).toISOString())
   assert.equal(body.stop, new Date(start + HOUR + QUARTER).toISOString())
   const silent = body.devices.find((d: { device_id: string }) => d.device_id.endsWith('-4'))
-  assert.deepEqual(silent.points, [])
+  assert.equal(body.times.length, 5)
+  assert.equal(body.times[1], new Date(start + QUARTER).toISOString())
+  assert.deepEqual(silent.values, [null, null, null, null, null])
   const first = body.devices.find((d: { device_id: string }) => d.device_id.endsWith('-0'))
-  assert.equal(first.points.length, 5)
+  assert.ok(first.values.every((v: number | null) => typeof v === 'number'))
 })
 
 test('pages of devices by id; a type filter; a computed metric answered per device', async () => {
@@ -171,11 +179,13 @@ test('hours written after the rollups were made are brought up to date before th
   const t0 = start + HOUR
   const answer = async () =>
     (await fleet(`metric=voltage_dc&every=1h&fn=count&devices=${res.json().device_id}&${range()}`)).json()
-  assert.deepEqual((await answer()).devices[0].points, [])
+  assert.deepEqual(pointsOf((await answer()).times, (await answer()).devices[0].values), [])
   const times = Array.from({ length: 10 }, (_, k) => t0 + k * 1000)
   const values = { voltage_dc: times.map(() => 750) }
   await store.write([{ devicePk: pk, deviceId: 'x', seq: 1, t0, times, values, other: null, outOfRange: [] }])
   const body = await answer()
   assert.equal(body.pending_hours, 0)
-  assert.deepEqual(body.devices[0].points, [{ time: new Date(t0).toISOString(), value: 10 }])
+  assert.deepEqual(pointsOf(body.times, body.devices[0].values), [
+    { time: new Date(t0).toISOString(), value: 10 },
+  ])
 })

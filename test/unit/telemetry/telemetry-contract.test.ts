@@ -258,13 +258,17 @@ function writeContract(name: string, skip: string | false, open: () => Promise<W
       for (const everyMs of [900_000, 60_000, 7000]) {
         const q = { metric: 'voltage_dc', start, stop: start + 2 * 3_600_000, everyMs, fn: 'max' as const }
         const fleet = await target.store.queryFleet({ ...q, devicePks: pks })
-        for (const pk of pks)
+        for (const pk of pks) {
+          const points = await target.store.query({ ...q, devicePk: pk, limit: 10_000 })
+          const row = fleet.values.get(pk) as (number | null)[]
+          assert.equal(row.length, Math.ceil((q.stop - q.start) / everyMs))
           assert.deepEqual(
-            fleet.series.get(pk),
-            await target.store.query({ ...q, devicePk: pk, limit: 10_000 }),
+            row.flatMap((value, i) => (value === null ? [] : [{ time: q.start + i * everyMs, value }])),
+            points,
           )
-        assert.ok((fleet.series.get(pks[0] as number)?.length ?? 0) > 0)
-        assert.deepEqual(fleet.series.get(pks[2] as number), [])
+        }
+        assert.ok(fleet.values.get(pks[0] as number)?.some((v) => v !== null))
+        assert.ok(fleet.values.get(pks[2] as number)?.every((v) => v === null))
       }
     })
 
