@@ -111,7 +111,8 @@ async function main() {
         const body = r.json()
         if (body.pending_hours !== 0) throw new Error(`${body.pending_hours} pending hours`)
         for (const d of body.devices)
-          if (d.values.length !== 96 || d.values.includes(null)) throw new Error(`${d.device_id}: not 96 windows`)
+          if (d.values.length !== 96 || d.values.includes(null))
+            throw new Error(`${d.device_id}: not 96 windows`)
         devices += body.devices.length
         after = body.next ?? ''
       } while (after)
