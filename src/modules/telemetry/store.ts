@@ -17,7 +17,7 @@ export interface SeriesQuery {
   limit: number
 }
 
-/** The same windows of many devices (GET /api/fleet/metrics). */
+/** The same windows of many devices (GET /api/fleet/metrics); start and stop are multiples of everyMs. */
 export interface FleetQuery {
   devicePks: readonly number[]
   metric: StoredType | DerivedType | string

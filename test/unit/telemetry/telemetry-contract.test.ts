@@ -256,7 +256,14 @@ function writeContract(name: string, skip: string | false, open: () => Promise<W
         await target.store.write(datagrams(pk, ids[n] as string, t0 + n * 60_000))
       const start = Math.floor(t0 / 900_000) * 900_000
       for (const everyMs of [900_000, 60_000, 7000]) {
-        const q = { metric: 'voltage_dc', start, stop: start + 2 * 3_600_000, everyMs, fn: 'max' as const }
+        const from = Math.floor(start / everyMs) * everyMs // windows start on multiples of everyMs
+        const q = {
+          metric: 'voltage_dc',
+          start: from,
+          stop: from + 1030 * everyMs,
+          everyMs,
+          fn: 'max' as const,
+        }
         const fleet = await target.store.queryFleet({ ...q, devicePks: pks })
         for (const pk of pks) {
           const points = await target.store.query({ ...q, devicePk: pk, limit: 10_000 })
