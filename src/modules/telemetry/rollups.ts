@@ -54,21 +54,22 @@ async function recomputeLocked(db: Kysely<Database>, devicePk: number, hour: num
   const to = iso(hour + HOUR_MS)
   await sql`delete from telemetry_rollups where device_pk = ${devicePk} and start >= ${from}::timestamptz
     and start < ${to}::timestamptz`.execute(db)
-  for (const metric of STORED_TYPES) {
-    const column = sql.ref(`t.${metric}`)
-    await sql`
-      insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
-      select ${devicePk}, ${metric}, 60, to_timestamp(floor(p.time / 60000) * 60), count(*), ${clampedSum(sql`p.v`)}, min(p.v), max(p.v),
-        (array_agg(p.v order by p.time))[1], (array_agg(p.v order by p.time desc))[1]
-      from (
-        select date_part('epoch', t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms) as time, u.v
-        from telemetry t cross join lateral unnest(${column}) with ordinality as u(v, i)
-        where t.device_pk = ${devicePk} and ${column} is not null
-          and t.t0 >= ${iso(hour - MAX_SPAN_MS)}::timestamptz and t.t0 < ${to}::timestamptz
-      ) p
-      where p.v is not null and p.time >= ${hour} and p.time < ${hour + HOUR_MS}
-      group by 4`.execute(db)
-  }
+  // Every stored type in one statement: the hour's rows are read once, each column unnested in turn.
+  const columns = sql.join(STORED_TYPES.map((type) => sql`(${sql.lit(type)}::text, ${sql.ref(`t.${type}`)})`))
+  await sql`
+    insert into telemetry_rollups (device_pk, metric, bucket_s, start, count, sum, min, max, first, last)
+    select ${devicePk}, p.metric, 60, to_timestamp(floor(p.time / 60000) * 60), count(*), ${clampedSum(sql`p.v`)}, min(p.v), max(p.v),
+      (array_agg(p.v order by p.time))[1], (array_agg(p.v order by p.time desc))[1]
+    from (
+      select c.metric, date_part('epoch', t.t0) * 1000 + coalesce(t.offsets_ms[u.i], (u.i - 1) * t.step_ms) as time, u.v
+      from telemetry t
+        cross join lateral (values ${columns}) as c(metric, samples)
+        cross join lateral unnest(c.samples) with ordinality as u(v, i)
+      where t.device_pk = ${devicePk}
+        and t.t0 >= ${iso(hour - MAX_SPAN_MS)}::timestamptz and t.t0 < ${to}::timestamptz
+    ) p
+    where p.v is not null and p.time >= ${hour} and p.time < ${hour + HOUR_MS}
+    group by p.metric, 4`.execute(db)
   // The coarser buckets from the 1-minute rows just written: 15 minutes (a fleet view), 1 hour.
   for (const bucket of [900, 3600])
     await sql`
