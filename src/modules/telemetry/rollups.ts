@@ -229,7 +229,7 @@ export async function queryFleetRollups(
   )
   for (const r of rows) {
     const row = values.get(r.device_pk)
-    if (row) r.i.forEach((i, k) => (row[i] = Number(r.v[k])))
+    if (row) for (const [k, i] of r.i.entries()) row[i] = Number(r.v[k])
   }
   return { values, pendingHours: await countDirtyHours(db, scope) }
 }
