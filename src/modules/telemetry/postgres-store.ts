@@ -7,7 +7,7 @@ import { parseFloat8Array } from './float8-array.ts'
 import { type DerivedType, isDerivedType, isStoredType } from './measurement-types.ts'
 import { type DerivedPower, derivePower, powerSampleOf, reactiveSign } from './power.ts'
 import { RecordsInsert } from './records-insert.ts'
-import { markRollupsDirty, queryFleetRollups, queryRollups, rollupFor } from './rollups.ts'
+import { markRollupsDirty, queryFleetRollups, queryRollups, rollupFor, wholeWindows } from './rollups.ts'
 import { storedSeqsInTable } from './seq-lookups.ts'
 import {
   type AggregateFn,
@@ -202,6 +202,20 @@ export class PostgresTelemetryStore implements TelemetryStore {
     // Windows of whole minutes or hours of a stored type: from the coarsest rollup that fits.
     const bucket = rollupFor(q)
     if (bucket) return queryRollups(this.db, q, bucket)
+    // A range not on window boundaries (start=-24h): its whole windows from the rollups, the
+    // partial first and last window from the raw samples. No window is split between the two.
+    const whole = wholeWindows(q)
+    if (whole) {
+      const head = whole.start > q.start ? await this.rawQuery({ ...q, stop: whole.start }) : []
+      const middle = await queryRollups(this.db, { ...q, ...whole }, whole.bucket)
+      const tail = whole.stop < q.stop ? await this.rawQuery({ ...q, start: whole.stop }) : []
+      return [...head, ...middle, ...tail].slice(0, q.limit)
+    }
+    return this.rawQuery(q)
+  }
+
+  /** Raw points, or windows aggregated from the raw samples. */
+  private async rawQuery(q: SeriesQuery): Promise<SeriesPoint[]> {
     const { unnest, value } = valueSource(q.metric)
     const points = sql`
       select ${sampleTime}::float8 as time, (${value})::float8 as value

@@ -179,6 +179,21 @@ export function rollupFor(q: Omit<SeriesQuery, 'devicePk' | 'limit'>): RollupBuc
   return undefined
 }
 
+/**
+ * The whole windows inside a range that does not start and stop on window boundaries, when the
+ * rollups answer them: [start, stop) rounded inwards to multiples of everyMs, and the bucket.
+ */
+export function wholeWindows(
+  q: Omit<SeriesQuery, 'devicePk' | 'limit'>,
+): { start: number; stop: number; bucket: RollupBucket } | undefined {
+  if (!q.everyMs) return undefined
+  const start = Math.ceil(q.start / q.everyMs) * q.everyMs
+  const stop = Math.floor(q.stop / q.everyMs) * q.everyMs
+  if (start >= stop) return undefined
+  const bucket = rollupFor({ ...q, start, stop })
+  return bucket ? { start, stop, bucket } : undefined
+}
+
 /** Windows of `everyMs` from the rollups, after bringing the device's dirty hours in range up to date. */
 export async function queryRollups(
   db: Kysely<Database>,

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
 import { after, before, test } from 'node:test'
+import { sql } from 'kysely'
 import type { Datagram } from '../../../src/modules/telemetry/datagram.ts'
 import { PostgresTelemetryStore } from '../../../src/modules/telemetry/postgres-store.ts'
-import { refreshRollups, rollupFor } from '../../../src/modules/telemetry/rollups.ts'
+import { refreshRollups, rollupFor, wholeWindows } from '../../../src/modules/telemetry/rollups.ts'
 import type { AggregateFn } from '../../../src/modules/telemetry/store.ts'
 import { build, type TestApp } from '../../helpers/build.ts'
 import { registerDevice } from '../../helpers/device.ts'
@@ -46,12 +47,12 @@ function fleetOf(devicePk: number, seed: number, start: number) {
   return datagrams
 }
 
-function expected(datagrams: Datagram[], every: number, fn: AggregateFn) {
+function expected(datagrams: Datagram[], every: number, fn: AggregateFn, from = -Infinity, to = Infinity) {
   const windows = new Map<number, number[]>()
   for (const d of datagrams)
     d.times.forEach((time, i) => {
       const v = d.values.voltage_dc?.[i]
-      if (v === null || v === undefined) return
+      if (v === null || v === undefined || time < from || time >= to) return
       const w = Math.floor(time / every) * every
       windows.set(w, [...(windows.get(w) ?? []), v])
     })
@@ -110,6 +111,46 @@ for (const seed of SEEDS) {
     }
   })
 }
+
+test('a range not on window boundaries: whole windows from the rollups, the first and last from the raw samples', async () => {
+  const device = await registerDevice(t, uniqueName('roll'))
+  const store = new PostgresTelemetryStore(t.app.db)
+  const start = Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR
+  const all = fleetOf(device.id, 9, start)
+  await store.write(all)
+  const from = start + 17 * 60_000 + 37_123 // mid-window, as start=-24h is
+  const to = start + 2 * HOUR + 41 * 60_000 + 5_000
+  for (const every of [60_000, 15 * 60_000, HOUR])
+    for (const fn of ['count', 'min', 'max', 'mean', 'sum'] as AggregateFn[]) {
+      const q = {
+        devicePk: device.id,
+        metric: 'voltage_dc',
+        start: from,
+        stop: to,
+        everyMs: every,
+        fn,
+        limit: 10_000,
+      }
+      assert.equal(rollupFor(q), undefined)
+      assert.ok(wholeWindows(q), `every ${every}: whole windows inside`)
+      const got = await store.query(q)
+      const want = expected(all, every, fn, from, to)
+      assert.deepEqual(
+        got.map((p) => p.time),
+        want.map((w) => w.time),
+      )
+      got.forEach((p, i) => {
+        const w = want[i] as { value: number }
+        assert.ok(
+          Math.abs(p.value - w.value) <= 1e-9 * Math.abs(w.value),
+          `${fn} every ${every}: ${p.value} vs ${w.value}`,
+        )
+      })
+    }
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from telemetry_rollups
+    where device_pk = ${device.id}`.execute(t.app.db)
+  assert.ok((rows[0]?.n ?? 0) > 0, 'the whole windows came from the rollups')
+})
 
 test('a window not on whole minutes, a derived metric or "last" is answered from the raw samples', () => {
   const q = {
