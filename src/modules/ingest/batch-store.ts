@@ -4,7 +4,7 @@ import type { Database } from '../../platform/db/index.ts'
 import type { BatchStats } from './batch-stats.ts'
 import type { DedupCache } from './dedup-cache.ts'
 import { type FlushPlan, type PendingRecord, planFlush, preParse } from './flush-plan.ts'
-import { confirmGaps, type StoredSeqs } from './gap-claims.ts'
+import { confirmGapsMany, type StoredSeqs } from './gap-claims.ts'
 import type { IngestConfig } from './ingest-config.ts'
 import type { IngestMetrics } from './ingest-metrics.ts'
 import type { ParseLimits } from './parse-message.ts'
@@ -126,7 +126,7 @@ export class BatchStore {
       },
       windowsOf: (pks) => cache.windowsOf(pks),
       deviceIdOf: (pk) => cache.deviceIdOf(pk),
-      confirmGaps: (pk, ranges) => confirmGaps(db, pk, ranges, config.MQTT_CLIENT_ID, this.o.storedSeqs),
+      confirmGaps: (expired) => confirmGapsMany(db, expired, config.MQTT_CLIENT_ID, this.o.storedSeqs),
       onError: (err, deviceId) =>
         this.o.log.warn({ err, device_id: deviceId }, 'gap check failed; retried later'),
     })

@@ -74,8 +74,11 @@ export interface PlanContext {
   /** Devices with holes still inside their grace period, to be checked for expiry. */
   holes: Set<number>
   deviceIdOf: (pk: number) => string | undefined
-  /** Keeps the parts of expired holes that are still gaps across replicas (see gap-claims.ts). */
-  confirmGaps?: (pk: number, ranges: MissingRange[]) => Promise<MissingRange[]>
+  /**
+   * Keeps the parts of expired holes that are still gaps across replicas, for every device at once
+   * (see gap-claims.ts): per device its gaps, or the error of its check.
+   */
+  confirmGaps?: (expired: Map<number, MissingRange[]>) => Promise<Map<number, MissingRange[] | Error>>
   /** A device's gap check failed (retried with the next batch). */
   onError?: (error: unknown, deviceId: string | undefined) => void
 }
@@ -155,24 +158,37 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
   // The windows above have taken this batch's seqs: from here on nothing may throw (a retry would
   // plan again and find the batch's messages "duplicates"). A device whose gap check fails keeps
   // its expired holes for the next batch.
+  const expired = new Map<number, MissingRange[]>()
   for (const pk of new Set([...plan.touched, ...ctx.holes])) {
     try {
       const window = windows.get(pk) ?? (await ctx.windowsOf([pk])).get(pk)
       if (!window) continue
       plan.windows.set(pk, window)
-      const deviceId = ctx.deviceIdOf(pk)
-      const expired = window.takeExpired(ctx.now, ctx.graceMs)
-      if (!deviceId || expired.length === 0) continue
-      try {
-        const gaps = ctx.confirmGaps ? await ctx.confirmGaps(pk, expired) : expired
-        for (const range of gaps) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
-      } catch (error) {
-        window.missing.unshift(...expired)
-        ctx.onError?.(error, deviceId)
-      }
+      const ranges = window.takeExpired(ctx.now, ctx.graceMs)
+      if (ctx.deviceIdOf(pk) && ranges.length > 0) expired.set(pk, ranges)
     } catch (error) {
       ctx.onError?.(error, ctx.deviceIdOf(pk))
     }
+  }
+  if (expired.size === 0) return plan
+  let confirmed: Map<number, MissingRange[] | Error>
+  try {
+    confirmed = ctx.confirmGaps ? await ctx.confirmGaps(expired) : expired
+  } catch (error) {
+    confirmed = new Map(
+      [...expired.keys()].map((pk) => [pk, error instanceof Error ? error : new Error(String(error))]),
+    )
+  }
+  for (const [pk, ranges] of expired) {
+    const deviceId = ctx.deviceIdOf(pk) as string
+    const gaps = confirmed.get(pk) ?? []
+    if (gaps instanceof Error) {
+      // Its expired holes wait for the next batch.
+      plan.windows.get(pk)?.missing.unshift(...ranges)
+      ctx.onError?.(gaps, deviceId)
+      continue
+    }
+    for (const range of gaps) plan.gaps.push({ ...range, pk, deviceId, count: rangeLength(range) })
   }
   return plan
 }

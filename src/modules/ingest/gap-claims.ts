@@ -21,7 +21,7 @@ interface Claim {
 }
 
 /** Where the seqs stored by any replica are looked up: the telemetry module's store, whichever it is. */
-export type StoredSeqs = Pick<TelemetryService, 'storedSeqs'>
+export type StoredSeqs = Pick<TelemetryService, 'storedSeqsMany'>
 
 const overlaps = (c: Claim, r: MissingRange) => {
   const inside = (s: number, x: { from: number; to: number }) =>
@@ -47,10 +47,55 @@ export async function confirmGaps(
   owner: string,
   seqs: StoredSeqs,
 ): Promise<MissingRange[]> {
-  if (ranges.length === 0) return ranges
-  const pieces: MissingRange[] = []
-  for (const range of ranges) pieces.push(...(await stillMissing(seqs, pk, range)))
-  if (pieces.length === 0) return pieces
+  const result = (await confirmGapsMany(db, new Map([[pk, ranges]]), owner, seqs)).get(pk)
+  if (result instanceof Error) throw result
+  return result ?? []
+}
+
+/**
+ * confirmGaps for many devices at once: the stored seqs of every hole are asked of the store in one
+ * lookup (with a shared subscription nearly every hole is another replica's messages: one query a
+ * batch, not one a hole); only devices with holes left take the claim transaction, one each.
+ * A device whose claim fails gets its error in the result; a failed lookup rejects (all retry).
+ */
+export async function confirmGapsMany(
+  db: Kysely<Database>,
+  expired: Map<number, MissingRange[]>,
+  owner: string,
+  seqs: StoredSeqs,
+): Promise<Map<number, MissingRange[] | Error>> {
+  const asks: { devicePk: number; range: MissingRange }[] = []
+  for (const [devicePk, ranges] of expired)
+    for (const range of ranges) if (rangeLength(range) <= MAX_CHECKED) asks.push({ devicePk, range })
+  const stored =
+    asks.length === 0
+      ? []
+      : await seqs.storedSeqsMany(
+          asks.map(({ devicePk, range: r }) => ({
+            devicePk,
+            run: { from: r.from, to: r.to, fromTs: r.fromTs, toTs: r.toTs },
+          })),
+        )
+  const storedOf = new Map(asks.map((a, i) => [a.range, stored[i] as Set<number>]))
+  const out = new Map<number, MissingRange[] | Error>()
+  for (const [pk, ranges] of expired) {
+    const pieces = ranges.flatMap((r) => missingParts(r, storedOf.get(r)))
+    try {
+      out.set(pk, pieces.length === 0 ? [] : await claim(db, pk, pieces, owner))
+    } catch (error) {
+      out.set(pk, error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+  return out
+}
+
+/** Declares the pieces no other replica declared, under the device's advisory lock. */
+function claim(
+  db: Kysely<Database>,
+  pk: number,
+  pieces: MissingRange[],
+  owner: string,
+): Promise<MissingRange[]> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${LOCK_SPACE}::int, ${pk}::int)`.execute(trx)
     // Deleted meanwhile (its hole expired after the delete): nothing to declare, and no row to write
@@ -86,12 +131,10 @@ export async function confirmGaps(
   })
 }
 
-/** The parts of a hole that no replica stored (asked of the telemetry store). */
-async function stillMissing(seqs: StoredSeqs, pk: number, r: MissingRange): Promise<MissingRange[]> {
+/** The parts of a hole that no replica stored (`stored`: its seqs the store holds; undefined: not asked). */
+function missingParts(r: MissingRange, stored: Set<number> | undefined): MissingRange[] {
   const n = rangeLength(r)
-  if (n > MAX_CHECKED) return [r]
-  const stored = await seqs.storedSeqs(pk, { from: r.from, to: r.to, fromTs: r.fromTs, toTs: r.toTs })
-  if (stored.size === 0) return [r]
+  if (!stored || stored.size === 0) return [r]
   const out: MissingRange[] = []
   let start = -1
   for (let k = 0; k < n; k++) {

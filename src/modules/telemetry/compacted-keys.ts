@@ -1,4 +1,4 @@
-import { type Kysely, type RawBuilder, sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { HOUR_MS } from './compact-rows.ts'
 import type { Datagram } from './datagram.ts'
@@ -118,12 +118,4 @@ export class CompactedHorizon {
     const due = this.compactAfterMs > 0 ? now - this.compactAfterMs + HOUR_MS : Number.NEGATIVE_INFINITY
     return Math.max(due, this.newest === undefined ? Number.NEGATIVE_INFINITY : this.newest + HOUR_MS)
   }
-}
-
-/** The seqs of compacted datagrams of the device with t0 in [fromMs, toMs] matching `seqs` (on `k.seq`). */
-export function compactedSeqs(devicePk: number, fromMs: number, toMs: number, seqs: RawBuilder<unknown>) {
-  return sql<{ seq: string | number }>`
-    select k.seq from telemetry_compacted_keys c cross join lateral unnest(c.t0s, c.seqs) as k(t0, seq)
-    where c.device_pk = ${devicePk}::int and c.hour >= ${iso(Math.floor(fromMs / HOUR_MS) * HOUR_MS)}::timestamptz
-      and c.hour <= ${iso(toMs)}::timestamptz and k.t0 >= ${fromMs} and k.t0 <= ${toMs} and ${seqs}`
 }

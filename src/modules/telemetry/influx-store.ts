@@ -15,6 +15,7 @@ import type {
   FleetSeries,
   PowerRange,
   PowerSample,
+  SeqAsk,
   SeqRun,
   SeriesPoint,
   SeriesQuery,
@@ -151,6 +152,13 @@ export class InfluxTelemetryStore implements TelemetryStore {
   }
 
   /** The seqs of the run in the device's seq series (written with each datagram, influx-points.ts). */
+  /** One Flux query per run (InfluxDB answers each from the device's seq series). */
+  async storedSeqsMany(asks: readonly SeqAsk[]): Promise<Set<number>[]> {
+    const out: Set<number>[] = []
+    for (const { devicePk, run } of asks) out.push(await this.storedSeqs(devicePk, run))
+    return out
+  }
+
   async storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
     const deviceId = await this.deviceId(devicePk)
     if (deviceId === undefined) return new Set()

@@ -16,6 +16,7 @@ import {
   type PowerRange,
   type PowerSample,
   queryEachDevice,
+  type SeqAsk,
   type SeqRun,
   type SeriesPoint,
   type SeriesQuery,
@@ -187,8 +188,12 @@ export class PostgresTelemetryStore implements TelemetryStore {
     return this.records.write(datagrams)
   }
 
-  storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
-    return storedSeqsInTable(this.db, devicePk, run)
+  async storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
+    return (await storedSeqsInTable(this.db, [{ devicePk, run }]))[0] as Set<number>
+  }
+
+  storedSeqsMany(asks: readonly SeqAsk[]): Promise<Set<number>[]> {
+    return storedSeqsInTable(this.db, asks)
   }
 
   /** From the rollups in one statement when they answer the windows, else one query per device. */

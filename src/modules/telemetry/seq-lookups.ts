@@ -1,32 +1,43 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
-import { compactedSeqs } from './compacted-keys.ts'
-import type { SeqRun } from './store.ts'
+import type { SeqAsk, SeqRun } from './store.ts'
+
+const HOUR_MS = 3_600_000
 
 /** A datagram's first sample (t0) precedes its envelope ts by at most this. */
 export const SEQ_SPAN_MS = 3_600_000
 const iso = (ms: number) => new Date(ms).toISOString()
 
 /**
- * The seqs of a run stored in the PostgreSQL telemetry table (by any replica): PostgresTelemetryStore's.
- * Compacted datagrams count (their keys in telemetry_compacted_keys, or the stubs compaction left
- * before); compact rows (seq < 0) are no datagram's.
+ * The seqs of runs stored in the PostgreSQL telemetry table (by any replica), one set per ask in
+ * its order, in one statement: PostgresTelemetryStore's. A datagram counts when its t0 lies within
+ * SEQ_SPAN_MS before the run's envelope times, up to the last. Compacted datagrams count (their
+ * keys in telemetry_compacted_keys, or the stubs compaction left before); compact rows (seq < 0)
+ * are no datagram's. A run wraps past 2^32 − 1 when `from` > `to`.
  */
 export async function storedSeqsInTable(
   db: Kysely<Database>,
-  devicePk: number,
-  r: SeqRun,
-): Promise<Set<number>> {
-  const seqs = (column: RawBuilder<unknown>) =>
-    r.from <= r.to
-      ? sql`${column} between ${r.from} and ${r.to}`
-      : sql`(${column} >= ${r.from} or ${column} <= ${r.to})`
-  const rows = await sql<{ seq: string | number }>`
-    select seq from telemetry
-    where device_pk = ${devicePk}::int and t0 >= ${iso(r.fromTs - SEQ_SPAN_MS)}::timestamptz
-      and t0 <= ${iso(r.toTs)}::timestamptz and seq >= 0 and ${seqs(sql`seq`)}
-    union all ${compactedSeqs(devicePk, r.fromTs - SEQ_SPAN_MS, r.toTs, seqs(sql`k.seq`))}`.execute(db)
-  return new Set(rows.rows.map((x) => Number(x.seq)))
+  asks: readonly SeqAsk[],
+): Promise<Set<number>[]> {
+  const out = asks.map(() => new Set<number>())
+  if (asks.length === 0) return out
+  const inRun = (seq: RawBuilder<unknown>) =>
+    sql`(case when a.f <= a.l then ${seq} between a.f and a.l else ${seq} >= a.f or ${seq} <= a.l end)`
+  const { rows } = await sql<{ i: number; seq: string | number }>`
+    select a.i::int as i, s.seq from unnest(${asks.map((x) => x.devicePk)}::int[], ${asks.map((x) => x.run.from)}::int8[],
+        ${asks.map((x) => x.run.to)}::int8[], ${asks.map((x) => x.run.fromTs - SEQ_SPAN_MS)}::float8[],
+        ${asks.map((x) => x.run.toTs)}::float8[]) with ordinality as a(pk, f, l, lo, hi, i)
+    cross join lateral (
+      select t.seq from telemetry t
+      where t.device_pk = a.pk and t.t0 >= to_timestamp(a.lo / 1000) and t.t0 <= to_timestamp(a.hi / 1000)
+        and t.seq >= 0 and ${inRun(sql`t.seq`)}
+      union all
+      select k.seq from telemetry_compacted_keys c cross join lateral unnest(c.t0s, c.seqs) as k(t0, seq)
+      where c.device_pk = a.pk and c.hour >= to_timestamp(floor(a.lo / ${HOUR_MS}) * ${HOUR_MS / 1000})
+        and c.hour <= to_timestamp(a.hi / 1000) and k.t0 >= a.lo and k.t0 <= a.hi and ${inRun(sql`k.seq`)}
+    ) s`.execute(db)
+  for (const r of rows) out[Number(r.i) - 1]?.add(Number(r.seq))
+  return out
 }
 
 /**

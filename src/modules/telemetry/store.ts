@@ -49,6 +49,12 @@ export interface SeriesPoint {
   value: number
 }
 
+/** A device's run of seqs to look up (TelemetryStore.storedSeqsMany). */
+export interface SeqAsk {
+  devicePk: number
+  run: SeqRun
+}
+
 /** A run of seqs (wrapping past 2^32 − 1 when `from` > `to`) sent between two envelope times. */
 export interface SeqRun {
   from: number
@@ -78,6 +84,8 @@ export interface TelemetryStore {
    * when its first sample lies within an hour before the run's envelope times, up to the last.
    */
   storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>>
+  /** storedSeqs of many runs in one lookup where the store can: one set per ask, in the order given. */
+  storedSeqsMany(asks: readonly SeqAsk[]): Promise<Set<number>[]>
   /** Readiness: throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>

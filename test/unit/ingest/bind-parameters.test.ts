@@ -41,7 +41,7 @@ describe('ingest statements past 65,535 bind parameters', () => {
     await sql`delete from devices where id = ${gone}::int`.execute(suite.t.app.db)
     const range = { from: 1, to: 3, fromTs: Date.now() - 10_000, toTs: Date.now(), since: Date.now() }
     // The device never stored anything: the store holds no seq of it.
-    const none = { storedSeqs: async () => new Set<number>() }
+    const none = { storedSeqsMany: async (asks: readonly unknown[]) => asks.map(() => new Set<number>()) }
     assert.deepEqual(await confirmGaps(suite.t.app.db, gone, [range], 'me', none), [])
   })
 })
