@@ -239,7 +239,10 @@ async function main() {
   // Warm-up: one datagram per meter (seq 0), so caches, dedup windows, JIT and the database's
   // plans are warm as on a running server; the timed run starts at seq 1 and its latency counts
   // only what it published.
-  const sampleBase = Date.now() - 30 * 86_400_000
+  // A soak's samples are recent, as a live fleet's are (its hours are not due for compaction, whose
+  // merging of late data would be the soak's subject instead); other runs use old ones.
+  const sampleBase =
+    soakMinutes > 0 ? Date.now() - perDevice * 10_000 - 3_600_000 : Date.now() - 30 * 86_400_000
   await load.publish({ perDevice: 1, window: 1, sampleBase: sampleBase - 10_000, firstSeq: 0 })
   while ((await storedNow()) < devices) await new Promise((r) => setTimeout(r, 100))
   await new Promise((r) => setTimeout(r, 1000))
