@@ -40,17 +40,14 @@ export async function createDayPartition(db: Kysely<Database>, day: number): Pro
     )
     return 'created'
   }
-  await sql`begin`.execute(db)
-  try {
-    await sql`create table ${name} (like telemetry including defaults including constraints)`.execute(db)
+  await db.transaction().execute(async (trx) => {
+    await sql`create table ${name} (like telemetry including defaults including constraints)`.execute(trx)
     await sql`with moved as (delete from telemetry_default where t0 >= ${from} and t0 < ${to} returning *)
-      insert into ${name} select * from moved`.execute(db)
-    await sql`alter table telemetry attach partition ${name} for values from (${from}) to (${to})`.execute(db)
-    await sql`commit`.execute(db)
-  } catch (error) {
-    await sql`rollback`.execute(db)
-    throw error
-  }
+      insert into ${name} select * from moved`.execute(trx)
+    await sql`alter table telemetry attach partition ${name} for values from (${from}) to (${to})`.execute(
+      trx,
+    )
+  })
   return 'moved'
 }
 

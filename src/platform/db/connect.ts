@@ -19,6 +19,10 @@ export interface DbOptions {
 // bigint (int8) arrives as a string from pg; counts and bigserial ids here stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v))
 
+/** Kysely instances over an embedded PGlite: one process, one connection (see exclusive-run.ts). */
+const embedded = new WeakSet<Kysely<Database>>()
+export const isEmbedded = (db: Kysely<Database>) => embedded.has(db)
+
 /** Opens kysely on PostgreSQL when a URL is given, otherwise on an embedded PGlite under dataDir. */
 export async function connectDatabase(
   options: DbOptions,
@@ -42,5 +46,7 @@ export async function connectDatabase(
     pglite = new PGlite(dir)
   }
   await pglite.waitReady
-  return { db: new Kysely<Database>({ dialect: new PGliteDialect(pglite) }), engine: 'pglite', pglite }
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  embedded.add(db)
+  return { db, engine: 'pglite', pglite }
 }
