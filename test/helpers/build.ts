@@ -49,7 +49,16 @@ export async function build(env: Record<string, string> = {}, options: BuildOpti
     ...env,
   })
   const app = await buildServer({ config, inMemoryDb: options.inMemoryDb ?? !config.DATABASE_URL })
-  await app.ready()
+  try {
+    await app.ready()
+  } catch (error) {
+    // A start that failed (or timed out) leaves sockets and timers open: the test file's process
+    // would never exit, and the whole suite would wait for it.
+    await app.close().catch(() => {})
+    await schema?.drop().catch(() => {})
+    dir.remove()
+    throw error
+  }
   const inject = (opts: InjectOptions | string) => {
     const options = typeof opts === 'string' ? { url: opts } : opts
     const headers = { authorization: `Bearer ${adminToken}`, ...options.headers }

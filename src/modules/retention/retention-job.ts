@@ -57,16 +57,16 @@ export class RetentionJob {
   ) {}
 
   /**
-   * Today's partitions (and those ahead) before anything is written: a partition created while rows
-   * are being inserted can fail those inserts ("violates partition constraint"). Then the first
-   * whole run soon after start, then every interval.
+   * Yesterday's, today's and tomorrow's partitions before anything is written: a partition created
+   * while rows are being inserted can fail those inserts ("violates partition constraint"). Then the
+   * first whole run soon after start (the days ahead, late days, expiry), then every interval.
    */
   async start(): Promise<void> {
     await runExclusive(
       this.db,
       RETENTION_JOB,
       this.replica,
-      (conn) => this.createPartitions(conn, Date.now()),
+      (conn) => this.createPartitions(conn, Date.now(), 1),
       {
         record: false,
       },
@@ -108,14 +108,20 @@ export class RetentionJob {
   }
 
   /** Today's partition, the days ahead, and every kept day whose late rows sit in the default partition. */
-  private async createPartitions(db: Kysely<Database>, now: number): Promise<{ created: string[] }> {
-    const { rawDays, partitionsAheadDays } = this.policy
+  private async createPartitions(
+    db: Kysely<Database>,
+    now: number,
+    aheadDays = this.policy.partitionsAheadDays,
+  ): Promise<{ created: string[] }> {
+    const { rawDays } = this.policy
     const existing = new Set((await listDayPartitions(db)).map((p) => p.name))
     const created: string[] = []
     const today = dayStart(now)
     const rawCutoff = rawDays > 0 ? now - rawDays * DAY_MS : undefined
-    const days = new Set<number>(await lateDays(db, rawCutoff ?? 0))
-    for (let day = today - DAY_MS; day <= today + partitionsAheadDays * DAY_MS; day += DAY_MS) days.add(day)
+    const days = new Set<number>(
+      aheadDays < this.policy.partitionsAheadDays ? [] : await lateDays(db, rawCutoff ?? 0),
+    )
+    for (let day = today - DAY_MS; day <= today + aheadDays * DAY_MS; day += DAY_MS) days.add(day)
     for (const day of [...days].sort((a, b) => a - b)) {
       if (rawCutoff !== undefined && day + DAY_MS <= rawCutoff) continue
       if (existing.has(partitionName(day))) continue
