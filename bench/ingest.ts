@@ -216,7 +216,18 @@ async function main() {
   const server = servers[0] as ServerProcess
   const pids = servers.map((s) => s.child.pid as number)
   const brokerUrl = mqttUrl ?? `mqtt://127.0.0.1:${server.brokerPort}`
-  const scrapeAll = () => Promise.all(servers.map(async (s) => (await fetch(`${s.baseUrl}/metrics`)).text()))
+  // A scrape whose keep-alive socket the server closed at that moment fails once ("fetch failed"
+  // ended two soaks): tried again before the run gives up.
+  const scrape = async (url: string, tries = 3): Promise<string> => {
+    try {
+      return await (await fetch(url)).text()
+    } catch (error) {
+      if (tries <= 1) throw error
+      await new Promise((r) => setTimeout(r, 200))
+      return scrape(url, tries - 1)
+    }
+  }
+  const scrapeAll = () => Promise.all(servers.map((s) => scrape(`${s.baseUrl}/metrics`)))
   const storedNow = async () => sumOver(await scrapeAll(), 'ingest_messages_total')
   const sumOf = async (f: (pid: number) => Promise<number>) =>
     (await Promise.all(pids.map(f))).reduce((a, b) => a + b, 0)
