@@ -37,6 +37,7 @@ import {
   histogramQuantile,
   machineCpuSeconds,
   metricSum,
+  processUsage,
   rssMb,
 } from './lib/load.ts'
 
@@ -247,6 +248,7 @@ async function main() {
   const storedBefore = sumOver(warm, 'ingest_messages_total')
   const rssBefore = await sumOf(rssMb)
   const cpuBefore = await sumOf(cpuSeconds)
+  const usageBefore = await Promise.all(pids.map(processUsage))
   // Where the machine's CPU goes in the timed run: the server, the load generator(s), the broker,
   // the database, the rest (kernel, other jobs).
   const splitBefore = await cpuSplit(load)
@@ -290,6 +292,9 @@ async function main() {
   }
   const seconds = (performance.now() - started) / 1000
   const serverCpu = (await sumOf(cpuSeconds)) - cpuBefore
+  const usageAfter = await Promise.all(pids.map(processUsage))
+  const usageDelta = (key: 'user' | 'system' | 'minorFaults') =>
+    usageAfter.reduce((n, u, i) => n + u[key] - (usageBefore[i]?.[key] ?? 0), 0)
   const splitAfter = await cpuSplit(load)
   const published = await publishing // paced: the achieved send rate; else the count
   const sendRate = published.rate
@@ -375,6 +380,10 @@ async function main() {
     // CPU the server used per message (all its threads, all replicas): steadier than rates on a shared machine.
     server_cpu_us_per_msg: Math.round((serverCpu / total) * 1e6),
     server_cores: Number((serverCpu / seconds).toFixed(2)),
+    // The server's CPU split into user and kernel mode, and its minor page faults, per message.
+    server_user_us_per_msg: Math.round((usageDelta('user') / total) * 1e6),
+    server_system_us_per_msg: Math.round((usageDelta('system') / total) * 1e6),
+    server_page_faults_per_msg: Number((usageDelta('minorFaults') / total).toFixed(2)),
     cpu_us_per_msg: cpuPerMessage(splitBefore, splitAfter, serverCpu, total),
     rss_mb: rss,
     rss_before_mb: rssBefore,
