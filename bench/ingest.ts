@@ -17,6 +17,8 @@
  * their counts, CPU and RSS are summed, their latency histograms merged.
  * --soak-minutes M (with --rate): publishes at the paced rate for M minutes and samples RSS and the
  * minute's p99 each minute ("soak" in the JSON: flat within 10 % is the goal).
+ * --server-only skips the MQTT baseline and the store ceiling (for comparing the server's CPU per
+ * message between versions: those two take most of a quick run's time and measure neither).
  * Prints progress, then one JSON line.
  */
 import { once } from 'node:events'
@@ -53,12 +55,15 @@ const { values: args } = parseArgs({
     generators: { type: 'string', default: '1' },
     replicas: { type: 'string', default: '1' },
     'soak-minutes': { type: 'string' },
+    'server-only': { type: 'boolean', default: false },
   },
 })
 const quick = args.quick
 const devices = Number(args.devices ?? (quick ? 200 : 1000))
 const rate = args.rate === undefined ? undefined : Number(args.rate)
 const soakMinutes = args['soak-minutes'] === undefined ? 0 : Number(args['soak-minutes'])
+/** The limits measured beside the server: not in a soak (stability, not ceilings), nor with --server-only. */
+const withLimits = soakMinutes === 0 && !args['server-only']
 if (soakMinutes > 0 && !rate) throw new Error('--soak-minutes needs --rate')
 const messages =
   soakMinutes > 0 ? (rate as number) * 60 * soakMinutes : Number(args.messages ?? (quick ? 10_000 : 200_000))
@@ -168,8 +173,8 @@ async function main() {
   // 1. MQTT baseline on the same kind of broker, with the same load processes (a soak skips it).
   let baseline = Number.NaN
   const baselinePerDevice = Math.min(perDevice, Math.max(1, Math.round(200_000 / devices)))
-  if (soakMinutes > 0) {
-    // A soak measures stability, not the ceiling.
+  if (!withLimits) {
+    // A soak measures stability, not the ceiling (nor does --server-only).
   } else if (mqttUrl) {
     baseline = await mqttBaseline(mqttUrl, ids, baselinePerDevice, window, generator, generators)
   } else {
@@ -190,7 +195,7 @@ async function main() {
 
   // 2. Store ceiling on the same engine.
   let ceiling = Number.NaN
-  if (soakMinutes === 0) {
+  if (withLimits) {
     const ceilingSchema = databaseUrl ? await freshSchema(databaseUrl) : undefined
     ceiling = await storeCeiling(ceilingSchema?.url, devices, Math.min(total, 200_000) * 20)
     await ceilingSchema?.drop()
