@@ -23,7 +23,7 @@ describe('ingest statements past 65,535 bind parameters', () => {
     )
     assert.deepEqual([...(await loadSeqStates(suite.t.app.db, pks)).keys()], [suite.pk])
     const devices = new DevicesService(suite.t.app.db)
-    assert.equal((await devices.lookupMany(pks.map((p) => `nobody-${p}`))).size, 0)
+    assert.equal((await devices.pksOf(pks.map((p) => `nobody-${p}`))).size, 0)
     assert.equal((await devices.configsByPk(pks)).size, 1)
     const changed = await devices.recordActivity(
       pks
