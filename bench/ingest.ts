@@ -17,6 +17,8 @@
  * their counts, CPU and RSS are summed, their latency histograms merged.
  * --soak-minutes M (with --rate): publishes at the paced rate for M minutes and samples RSS and the
  * minute's p99 each minute ("soak" in the JSON: flat within 10 % is the goal).
+ * --server-only skips the MQTT baseline and the store ceiling (for comparing the server's CPU per
+ * message between versions: those two take most of a quick run's time and measure neither).
  * Prints progress, then one JSON line.
  */
 import { once } from 'node:events'
@@ -37,6 +39,7 @@ import {
   histogramQuantile,
   machineCpuSeconds,
   metricSum,
+  processUsage,
   rssMb,
 } from './lib/load.ts'
 
@@ -52,12 +55,15 @@ const { values: args } = parseArgs({
     generators: { type: 'string', default: '1' },
     replicas: { type: 'string', default: '1' },
     'soak-minutes': { type: 'string' },
+    'server-only': { type: 'boolean', default: false },
   },
 })
 const quick = args.quick
 const devices = Number(args.devices ?? (quick ? 200 : 1000))
 const rate = args.rate === undefined ? undefined : Number(args.rate)
 const soakMinutes = args['soak-minutes'] === undefined ? 0 : Number(args['soak-minutes'])
+/** The limits measured beside the server: not in a soak (stability, not ceilings), nor with --server-only. */
+const withLimits = soakMinutes === 0 && !args['server-only']
 if (soakMinutes > 0 && !rate) throw new Error('--soak-minutes needs --rate')
 const messages =
   soakMinutes > 0 ? (rate as number) * 60 * soakMinutes : Number(args.messages ?? (quick ? 10_000 : 200_000))
@@ -167,8 +173,8 @@ async function main() {
   // 1. MQTT baseline on the same kind of broker, with the same load processes (a soak skips it).
   let baseline = Number.NaN
   const baselinePerDevice = Math.min(perDevice, Math.max(1, Math.round(200_000 / devices)))
-  if (soakMinutes > 0) {
-    // A soak measures stability, not the ceiling.
+  if (!withLimits) {
+    // A soak measures stability, not the ceiling (nor does --server-only).
   } else if (mqttUrl) {
     baseline = await mqttBaseline(mqttUrl, ids, baselinePerDevice, window, generator, generators)
   } else {
@@ -189,7 +195,7 @@ async function main() {
 
   // 2. Store ceiling on the same engine.
   let ceiling = Number.NaN
-  if (soakMinutes === 0) {
+  if (withLimits) {
     const ceilingSchema = databaseUrl ? await freshSchema(databaseUrl) : undefined
     ceiling = await storeCeiling(ceilingSchema?.url, devices, Math.min(total, 200_000) * 20)
     await ceilingSchema?.drop()
@@ -261,6 +267,7 @@ async function main() {
   const storedBefore = sumOver(warm, 'ingest_messages_total')
   const rssBefore = await sumOf(rssMb)
   const cpuBefore = await sumOf(cpuSeconds)
+  const usageBefore = await Promise.all(pids.map(processUsage))
   // Where the machine's CPU goes in the timed run: the server, the load generator(s), the broker,
   // the database, the rest (kernel, other jobs).
   const splitBefore = await cpuSplit(load)
@@ -280,7 +287,12 @@ async function main() {
   let minuteStart = warm
   let nextSample = started + 60_000
   while (stored < total) {
-    await new Promise((r) => setTimeout(r, 100))
+    // Each poll is a /metrics scrape the server pays for (~1 ms of its CPU): every 100 ms near the
+    // end, for the run's duration, but at most once a second before (at 100 ms throughout, the
+    // scrapes were 3-6 % of the server's CPU per message in the profile).
+    const elapsed = performance.now() - started
+    const remainingMs = stored > 0 ? ((total - stored) / stored) * elapsed : 400
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(100, remainingMs / 2))))
     const texts = await scrapeAll()
     stored = sumOver(texts, 'ingest_messages_total') - storedBefore
     if (performance.now() - lastProgress > 2000) {
@@ -304,6 +316,9 @@ async function main() {
   }
   const seconds = (performance.now() - started) / 1000
   const serverCpu = (await sumOf(cpuSeconds)) - cpuBefore
+  const usageAfter = await Promise.all(pids.map(processUsage))
+  const usageDelta = (key: 'user' | 'system' | 'minorFaults') =>
+    usageAfter.reduce((n, u, i) => n + u[key] - (usageBefore[i]?.[key] ?? 0), 0)
   const splitAfter = await cpuSplit(load)
   const published = await publishing // paced: the achieved send rate; else the count
   const sendRate = published.rate
@@ -389,6 +404,10 @@ async function main() {
     // CPU the server used per message (all its threads, all replicas): steadier than rates on a shared machine.
     server_cpu_us_per_msg: Math.round((serverCpu / total) * 1e6),
     server_cores: Number((serverCpu / seconds).toFixed(2)),
+    // The server's CPU split into user and kernel mode, and its minor page faults, per message.
+    server_user_us_per_msg: Math.round((usageDelta('user') / total) * 1e6),
+    server_system_us_per_msg: Math.round((usageDelta('system') / total) * 1e6),
+    server_page_faults_per_msg: Number((usageDelta('minorFaults') / total).toFixed(2)),
     cpu_us_per_msg: cpuPerMessage(splitBefore, splitAfter, serverCpu, total),
     rss_mb: rss,
     rss_before_mb: rssBefore,

@@ -1,11 +1,16 @@
-import { ArchiveBuffer, FsArchiveStore, RawArchive } from '../../src/modules/archive/index.ts'
+import {
+  type ArchiveBody,
+  ArchiveBuffer,
+  FsArchiveStore,
+  RawArchive,
+} from '../../src/modules/archive/index.ts'
 import { connectDatabase, migrateToLatest } from '../../src/platform/db/index.ts'
 import { tempDir } from '../../test/helpers/env.ts'
 
 /** The file store, counting its writes (each would be one PUT on S3). */
 class CountingStore extends FsArchiveStore {
   puts = 0
-  override async put(key: string, body: Buffer): Promise<void> {
+  override async put(key: string, body: ArchiveBody): Promise<void> {
     this.puts++
     await super.put(key, body)
   }

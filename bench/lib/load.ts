@@ -156,6 +156,20 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100 // clock ticks: 100 per second on Linux
 }
 
+/**
+ * What a process has used so far (Linux /proc): CPU seconds in user and kernel mode, and minor page
+ * faults (first touches of memory the allocator got fresh from the kernel: on a VM each costs
+ * microseconds of CPU, and their count does not depend on how loaded the machine is).
+ */
+export async function processUsage(
+  pid: number,
+): Promise<{ user: number; system: number; minorFaults: number }> {
+  const { readFile } = await import('node:fs/promises')
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100, minorFaults: Number(fields[7]) }
+}
+
 /** CPU seconds used so far by all processes with each of these command names (Linux /proc). */
 export async function cpuSecondsByCommand(names: string[]): Promise<Record<string, number>> {
   const { readdir, readFile } = await import('node:fs/promises')

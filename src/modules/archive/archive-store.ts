@@ -14,9 +14,12 @@ export interface ArchiveObject {
  * `{device_id}/{category}/{YYYY}/{MM}/{DD}/{HHmmssSSS}-{run}-{n}.ndjson`, so their lexical order
  * within a category is their time order. Adapters: filesystem (fs-archive.ts) and S3 (s3-archive.ts).
  */
+/** An object's bytes: one buffer, or its parts in order (written as they are where the store can). */
+export type ArchiveBody = Buffer | readonly Buffer[]
+
 export interface ArchiveStore {
   readonly name: string
-  put(key: string, body: Buffer): Promise<void>
+  put(key: string, body: ArchiveBody): Promise<void>
   /** Objects whose key starts with `prefix`, newest first, at most `limit`. */
   list(prefix: string, limit: number): Promise<ArchiveObject[]>
   /** A stream of the object, or undefined when there is none. */

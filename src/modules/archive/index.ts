@@ -11,7 +11,13 @@ import { createS3ArchiveStore } from './s3-archive.ts'
 
 export { type ArchiveBatch, ArchiveBuffer } from './archive-buffer.ts'
 export type { ArchiveConfig } from './archive-config.ts'
-export { type ArchiveObject, type ArchiveStore, type Category, InvalidArchiveKey } from './archive-store.ts'
+export {
+  type ArchiveBody,
+  type ArchiveObject,
+  type ArchiveStore,
+  type Category,
+  InvalidArchiveKey,
+} from './archive-store.ts'
 export { FsArchiveStore } from './fs-archive.ts'
 export { RawArchive } from './raw-archive.ts'
 

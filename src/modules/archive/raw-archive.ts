@@ -9,7 +9,7 @@ import {
   type Section,
 } from './archive-index.ts'
 import { groupKey } from './archive-key.ts'
-import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
+import type { ArchiveBody, ArchiveObject, ArchiveStore } from './archive-store.ts'
 import { CATEGORIES, lastExpiredDay, timePart } from './archive-store.ts'
 
 const byTimeDesc = (a: ArchiveObject, b: ArchiveObject) =>
@@ -38,12 +38,12 @@ export class RawArchive {
   }
 
   /** A per-device object (ARCHIVE_OBJECT_PERIOD_S=0). */
-  put(key: string, body: Buffer): Promise<void> {
+  put(key: string, body: ArchiveBody): Promise<void> {
     return this.store.put(key, body)
   }
 
   /** A grouped object, then its index: a section is listed only once its bytes are stored. */
-  async putGroup(groupTime: string, body: Buffer, sections: Section[]): Promise<void> {
+  async putGroup(groupTime: string, body: ArchiveBody, sections: Section[]): Promise<void> {
     await this.store.put(groupKey(groupTime), body)
     await insertSections(this.db, sections)
   }

@@ -10,7 +10,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3'
 import type { ArchiveConfig } from './archive-config.ts'
-import type { ArchiveObject, ArchiveStore } from './archive-store.ts'
+import type { ArchiveBody, ArchiveObject, ArchiveStore } from './archive-store.ts'
 import { CATEGORIES, checkArchiveKey, lastExpiredDay, timePart } from './archive-store.ts'
 import { type KeyPage, type ListPage, newestInCategory, readAll } from './s3-listing.ts'
 
@@ -51,9 +51,10 @@ export class S3ArchiveStore implements ArchiveStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, parts: ArchiveBody): Promise<void> {
     checkKey(key)
     await this.ensureBucket()
+    const body = Buffer.isBuffer(parts) ? parts : Buffer.concat(parts)
     await this.client.send(
       new PutObjectCommand({
         Bucket: this.bucket,

@@ -2,11 +2,11 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { Lru } from '../../platform/lru.ts'
 import { loadSeqStates } from './seq-state-repository.ts'
-import { SeqWindow, type SeqWindowState } from './seq-window.ts'
+import { type DigestBlock, SeqWindow, type SeqWindowState } from './seq-window.ts'
 
 /** The dedup states a checkpoint saves, taken at a batch boundary (see DedupCache.takeUnsaved). */
 export interface UnsavedWindows {
-  states: { pk: number; state: SeqWindowState }[]
+  states: { pk: number; state: SeqWindowState; blocks: DigestBlock[] }[]
   windows: Map<number, SeqWindow>
 }
 
@@ -54,7 +54,8 @@ export class DedupCache {
     }
     const states = await loadSeqStates(this.db, missing)
     for (const pk of missing) {
-      const w = SeqWindow.fromState(this.windowSize, states.get(pk))
+      const saved = states.get(pk)
+      const w = SeqWindow.fromState(this.windowSize, saved?.state, saved?.blocks)
       this.windows.set(pk, w)
       out.set(pk, w)
     }
@@ -85,7 +86,7 @@ export class DedupCache {
   takeUnsaved(): UnsavedWindows {
     const windows = this.unsaved
     this.unsaved = new Map()
-    const states = [...windows].map(([pk, w]) => ({ pk, state: w.toState() }))
+    const states = [...windows].map(([pk, w]) => ({ pk, state: w.toState(), blocks: w.takeChangedBlocks() }))
     for (const w of windows.values()) w.dirty = false
     this.saving = windows
     return { states, windows }
@@ -94,6 +95,8 @@ export class DedupCache {
   /** The checkpoint failed: its windows are saved again at the next, with their state as of then. */
   giveBack(taken: UnsavedWindows): void {
     for (const [pk, w] of taken.windows) if (!this.unsaved.has(pk)) this.unsaved.set(pk, w)
+    // Their digest blocks were taken as saved: they are written with the next checkpoint.
+    for (const { pk, blocks } of taken.states) taken.windows.get(pk)?.giveBackBlocks(blocks)
   }
 
   /** The checkpoint is over (saved or given back): its windows are no longer pinned by it. */

@@ -70,15 +70,15 @@ export function createIngestModule(o: IngestModuleOptions) {
         maxPastMs: config.INGEST_MAX_PAST_S * 1000,
       },
       lookup: async (ids) => {
-        let found = await o.devices.lookupMany(ids)
+        const found = await o.devices.pksOf(ids)
         if (config.UNKNOWN_DEVICE_POLICY === 'auto_register') {
           const unknown = ids.filter((id) => !found.has(id))
           if (unknown.length > 0) {
             await o.devices.autoRegister(unknown)
-            found = await o.devices.lookupMany(ids)
+            return o.devices.pksOf(ids)
           }
         }
-        return new Map([...found].map(([id, d]) => [id, d.pk]))
+        return found
       },
     })
     pipelineRef = pipeline

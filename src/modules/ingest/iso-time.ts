@@ -51,13 +51,19 @@ export function parseIsoTime(s: string): number {
   return date + ((hour * 60 + minute - offsetMin) * 60 + second) * 1000 + ms
 }
 
-/** The last date read and its start (a datagram's times share their date): no Date.UTC per time. */
-let lastDate = ''
-let lastDayStart = Number.NaN
+/**
+ * The last two dates read and their starts: no Date.UTC per time. Two, because a datagram's
+ * envelope (sent now) and its samples (a buffer emptied after an outage, or just past midnight)
+ * may lie on different dates, and one entry would then miss at every time.
+ */
+const dates = ['', '']
+const dayStarts = [Number.NaN, Number.NaN]
+let older = 0
 
 /** Epoch ms of the `YYYY-MM-DD` that begins `s` (as Date.UTC reads it), NaN if no calendar date. */
 function dayStart(s: string): number {
-  if (lastDate !== '' && s.startsWith(lastDate)) return lastDayStart
+  for (let k = 0; k < 2; k++)
+    if (dates[k] !== '' && s.startsWith(dates[k] as string)) return dayStarts[k] as number
   const year = num(s, 0, 4)
   const month = num(s, 5, 2)
   const day = num(s, 8, 2)
@@ -65,7 +71,8 @@ function dayStart(s: string): number {
   const t = Date.UTC(year, month - 1, day)
   // Date.UTC rolls 31 February over into March; a real calendar date round-trips.
   if (new Date(t).getUTCDate() !== day) return Number.NaN
-  lastDate = s.slice(0, 10)
-  lastDayStart = t
+  dates[older] = s.slice(0, 10)
+  dayStarts[older] = t
+  older = 1 - older
   return t
 }

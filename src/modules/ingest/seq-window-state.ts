@@ -1,4 +1,8 @@
-/** The dedup window's saved form (seq_state rows, see SeqWindow.toState/fromState). */
+/**
+ * The dedup window's saved form (device_seq_tracking.state, see SeqWindow.toState/fromState).
+ * Version 3 keeps the payload digests apart, by block (device_seq_digests, see seq-digests.ts);
+ * version 2 held them in the state as base64 and is still read.
+ */
 
 /** Seqs that have not arrived (yet), between two that did; they become a gap after a grace period. */
 export interface MissingRange {
@@ -17,34 +21,25 @@ interface BootState {
   highTs: number
   bootSeq: number
   bootTs: number
-  /** base64 of the Uint32Array of digests (null once no longer kept). */
-  digests: string | null
+  /**
+   * Whether its digests are still kept: version 3 says so (true: its blocks of boot 1), version 2
+   * held them here as base64 (null once no longer kept).
+   */
+  digests: boolean | string | null
 }
 
 export interface SeqWindowState {
-  version: 2
+  version: 2 | 3
+  /** The window size the digest blocks were saved with (version 3). */
+  size?: number
   high: number
   highTs: number
   bootSeq: number
   bootTs: number
-  digests: string
+  /** Version 2 only: base64 of the Uint32Array of digests. */
+  digests?: string
   missing: MissingRange[]
   prev: BootState | null
   uptime: number | null
   expectReboot: boolean
-}
-
-export const encodeDigests = (d: Uint32Array) =>
-  Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64')
-
-/** The digests saved as base64; zeros (nothing seen) when absent or of another size. */
-export function decodeDigests(size: number, b64: string | null | undefined): Uint32Array {
-  if (typeof b64 !== 'string') return new Uint32Array(size)
-  const raw = Buffer.from(b64, 'base64')
-  // A window saved with another size (or the bitmap of version 1) starts afresh: a copy then
-  // passes as new, and the store's key (device, t0, seq) still keeps it from counting twice.
-  if (raw.length !== size * 4) return new Uint32Array(size)
-  const out = new Uint32Array(size)
-  out.set(new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)))
-  return out
 }

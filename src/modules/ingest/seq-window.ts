@@ -1,9 +1,11 @@
-import { decodeDigests, encodeDigests, type MissingRange, type SeqWindowState } from './seq-window-state.ts'
+import { type DigestBlock, Digests } from './seq-digests.ts'
+import type { MissingRange, SeqWindowState } from './seq-window-state.ts'
 
 const SEQ_MOD = 2 ** 32
 const HALF = 2 ** 31
 const MAX_HOLES = 256
 
+export type { DigestBlock } from './seq-digests.ts'
 export type { MissingRange, SeqWindowState } from './seq-window-state.ts'
 
 /**
@@ -18,7 +20,7 @@ interface Boot {
   highTs: number
   bootSeq: number
   bootTs: number
-  digests: Uint32Array | null
+  digests: Digests | null
 }
 
 /** seq a comes before b (wrap-aware). */
@@ -41,7 +43,7 @@ export class SeqWindow {
   highTs = 0
   bootSeq = 0
   bootTs = 0
-  private digests: Uint32Array
+  private digests: Digests
   missing: MissingRange[] = []
   private prev: Boot | null = null
   private uptime: number | null = null
@@ -55,7 +57,7 @@ export class SeqWindow {
   seenOther = false
 
   constructor(readonly size: number) {
-    this.digests = new Uint32Array(size)
+    this.digests = new Digests(size)
   }
 
   private inWindow(high: number, seq: number): boolean {
@@ -88,11 +90,11 @@ export class SeqWindow {
       this.startBoot(seq, ts, id)
       return 'accept'
     }
-    if (this.inWindow(this.high, seq) && this.digests[slot] === id) return 'duplicate'
+    if (this.inWindow(this.high, seq) && this.digests.at(slot) === id) return 'duplicate'
     const prev = this.prev
-    if (prev?.digests && this.inWindow(prev.high, seq) && prev.digests[slot] === id) return 'duplicate'
-    const other = (d: Uint32Array | null | undefined, high: number) =>
-      !!d && this.inWindow(high, seq) && d[slot] !== 0
+    if (prev?.digests && this.inWindow(prev.high, seq) && prev.digests.at(slot) === id) return 'duplicate'
+    const other = (d: Digests | null | undefined, high: number) =>
+      !!d && this.inWindow(high, seq) && d.at(slot) !== 0
     this.seenOther = other(this.digests, this.high) || (!!prev && other(prev.digests, prev.high))
     if (prev && prev.highTs < this.bootTs) {
       const older = ts <= prev.highTs
@@ -107,18 +109,18 @@ export class SeqWindow {
     }
     const back = SEQ_MOD - ahead
     if (back < this.size && this.holeOf(seq, ts) >= 0) {
-      this.digests[slot] = id
+      this.digests.set(slot, id)
       this.fill(seq, ts)
       return 'accept'
     }
     // With a reboot announced (status online, a smaller uptime), a seq going back is a new boot even
     // with an odd clock — unless it is an unseen seq inside the window: a buffer emptying after
     // the reconnect sends those, late.
-    const unseenInWindow = back < this.size && this.digests[slot] === 0
+    const unseenInWindow = back < this.size && this.digests.at(slot) === 0
     if (ts > this.highTs || (this.expectReboot && !unseenInWindow)) return this.reboot(seq, ts, id)
     if (back < this.size) {
-      if (this.digests[slot] !== 0) return 'conflict'
-      this.digests[slot] = id
+      if (this.digests.at(slot) !== 0) return 'conflict'
+      this.digests.set(slot, id)
     }
     return 'late'
   }
@@ -130,24 +132,27 @@ export class SeqWindow {
     if (ahead !== 0 && ahead < HALF) {
       // Beyond what arrived of that boot: its tail, late. The window moves on, no hole tracked.
       const clear = Math.min(ahead, this.size)
-      if (prev.digests) for (let k = 1; k <= clear; k++) prev.digests[(prev.high + k) % this.size] = 0
+      if (prev.digests) for (let k = 1; k <= clear; k++) prev.digests.set((prev.high + k) % this.size, 0)
       prev.high = seq
       prev.highTs = Math.max(prev.highTs, ts)
-    } else if (ahead === 0 || (prev.digests && this.inWindow(prev.high, seq) && prev.digests[slot] !== 0)) {
+    } else if (
+      ahead === 0 ||
+      (prev.digests && this.inWindow(prev.high, seq) && prev.digests.at(slot) !== 0)
+    ) {
       return 'conflict'
     }
-    if (prev.digests && this.inWindow(prev.high, seq)) prev.digests[slot] = id
+    if (prev.digests && this.inWindow(prev.high, seq)) prev.digests.set(slot, id)
     return this.fill(seq, ts) ? 'accept' : 'late'
   }
 
   private startBoot(seq: number, ts: number, id: number): void {
-    this.digests = new Uint32Array(this.size)
+    this.digests = new Digests(this.size)
     this.high = seq
     this.highTs = ts
     this.bootSeq = seq
     this.bootTs = ts
     this.expectReboot = false
-    this.digests[seq % this.size] = id
+    this.digests.set(seq % this.size, id)
   }
 
   private reboot(seq: number, ts: number, id: number): SeqVerdict {
@@ -159,6 +164,8 @@ export class SeqWindow {
       bootTs: this.bootTs,
       digests: this.digests,
     }
+    // Saved from now on as the previous boot's blocks: all of them, once.
+    this.digests.markAllChanged()
     this.startBoot(seq, ts, id)
     // The new boot started at 0: what came before this first arrival is a hole (late or lost).
     if (seq > 0 && seq < this.size) {
@@ -169,8 +176,8 @@ export class SeqWindow {
 
   private advance(seq: number, ts: number, id: number, ahead: number, now: number): void {
     const clear = Math.min(ahead, this.size)
-    for (let k = 1; k <= clear; k++) this.digests[(this.high + k) % this.size] = 0
-    this.digests[seq % this.size] = id
+    for (let k = 1; k <= clear; k++) this.digests.set((this.high + k) % this.size, 0)
+    this.digests.set(seq % this.size, id)
     if (ahead > 1) {
       this.missing.push({
         from: (this.high + 1) % SEQ_MOD,
@@ -222,33 +229,62 @@ export class SeqWindow {
     return expired
   }
 
+  /** The state to save, without the digests (see takeChangedBlocks). */
   toState(): SeqWindowState {
     const p = this.prev
     return {
-      version: 2,
+      version: 3,
+      size: this.size,
       high: this.high,
       highTs: this.highTs,
       bootSeq: this.bootSeq,
       bootTs: this.bootTs,
-      digests: encodeDigests(this.digests),
       missing: this.missing,
-      prev: p && { ...p, digests: p.digests && encodeDigests(p.digests) },
+      prev: p && { ...p, digests: p.digests !== null },
       uptime: this.uptime,
       expectReboot: this.expectReboot,
     }
   }
 
-  static fromState(size: number, state: Partial<SeqWindowState> | null | undefined): SeqWindow {
+  /** The digest blocks changed since they were last taken, as they are now: saved with toState. */
+  takeChangedBlocks(): DigestBlock[] {
+    const blocks = this.digests.takeChanged(0)
+    if (this.prev?.digests) blocks.push(...this.prev.digests.takeChanged(1))
+    return blocks
+  }
+
+  /** A save of these blocks failed: the next one writes them (as they are then). */
+  giveBackBlocks(blocks: DigestBlock[]): void {
+    const of = (boot: 0 | 1) => blocks.filter((b) => b.boot === boot).map((b) => b.block)
+    this.digests.markChanged(of(0))
+    this.prev?.digests?.markChanged(of(1))
+  }
+
+  /** A window as saved: its state and its digest blocks (version 3), or a state of version 2. */
+  static fromState(
+    size: number,
+    state: Partial<SeqWindowState> | null | undefined,
+    blocks: readonly DigestBlock[] = [],
+  ): SeqWindow {
     const w = new SeqWindow(size)
     if (!state || typeof state.high !== 'number') return w
-    const digests = (b64: string | null | undefined) => decodeDigests(size, b64)
-    const v2 = state.version === 2
     w.high = state.high
     w.highTs = state.highTs ?? 0
     w.bootTs = state.bootTs ?? 0
     w.bootSeq = state.bootSeq ?? state.high
-    w.digests = digests(v2 ? state.digests : null)
     w.missing = Array.isArray(state.missing) ? state.missing : []
+    // A window saved with another size (or the bitmap of version 1) starts afresh: a copy then
+    // passes as new, and the store's key (device, t0, seq) still keeps it from counting twice.
+    const saved = (boot: 0 | 1, v2: string | boolean | null | undefined): Digests | null => {
+      if (state.version === 2)
+        return typeof v2 === 'string' ? Digests.fromBytes(size, Buffer.from(v2, 'base64')) : null
+      if (state.version !== 3 || v2 === false || v2 === null) return null
+      const digests = new Digests(size)
+      if (state.size !== size) return digests
+      for (const b of blocks) if (b.boot === boot) digests.load(b.block, Buffer.from(b.base64, 'base64'))
+      return digests
+    }
+    w.digests = saved(0, state.version === 3 || state.digests) ?? new Digests(size)
     const p = state.prev
     w.prev = p
       ? {
@@ -256,7 +292,7 @@ export class SeqWindow {
           highTs: p.highTs ?? p.bootTs ?? 0,
           bootSeq: p.bootSeq ?? 0,
           bootTs: p.bootTs ?? 0,
-          digests: v2 && p.digests ? digests(p.digests) : null,
+          digests: saved(1, p.digests),
         }
       : null
     w.uptime = state.uptime ?? null

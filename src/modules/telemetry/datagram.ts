@@ -111,7 +111,10 @@ export function regularStep(times: number[]): number | null {
 /** Measurements a datagram holds (measured types only). */
 export function measurementCount(d: Datagram): number {
   let n = 0
-  for (const type of STORED_TYPES) for (const v of d.values[type] ?? []) if (v !== null) n++
-  for (const column of Object.values(d.other ?? {})) for (const v of column) if (v !== null) n++
+  const count = (column: (number | null)[] | undefined) => {
+    if (column) for (const v of column) if (v !== null) n++
+  }
+  for (const type of STORED_TYPES) count(d.values[type])
+  if (d.other) for (const type in d.other) count(d.other[type])
   return n
 }

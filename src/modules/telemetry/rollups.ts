@@ -16,8 +16,15 @@ const clampedSum = (v: RawBuilder<unknown>) => sql`greatest(least(sum(${v}::nume
 function dirtyHours(datagrams: readonly Datagram[]): { devicePk: number; hour: number }[] {
   const seen = new Map<string, { devicePk: number; hour: number }>()
   for (const d of datagrams) {
-    const first = Math.floor(Math.min(d.t0, ...d.times) / HOUR_MS)
-    const last = Math.floor(Math.max(d.t0, ...d.times) / HOUR_MS)
+    // A loop, not Math.min(...d.times): no arguments list of every time per datagram.
+    let min = d.t0
+    let max = d.t0
+    for (const t of d.times) {
+      if (t < min) min = t
+      if (t > max) max = t
+    }
+    const first = Math.floor(min / HOUR_MS)
+    const last = Math.floor(max / HOUR_MS)
     for (let h = first; h <= last; h++)
       seen.set(`${d.devicePk}:${h}`, { devicePk: d.devicePk, hour: h * HOUR_MS })
   }

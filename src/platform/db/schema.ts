@@ -80,6 +80,14 @@ export interface DeviceSeqTrackingTable {
   updated_at: Timestamp
 }
 
+/** A block of a dedup window's payload digests (ingest seq-digests.ts). */
+export interface DeviceSeqDigestsTable {
+  device_pk: number
+  boot: number
+  block: number
+  digests: Buffer
+}
+
 export interface IngestQuarantineTable {
   id: Generated<number>
   quarantined_at: Generated<Date>
@@ -235,6 +243,7 @@ export interface Database {
   device_commands: DeviceCommandsTable
   device_keys: DeviceKeysTable
   device_seq_tracking: DeviceSeqTrackingTable
+  device_seq_digests: DeviceSeqDigestsTable
   api_tokens: ApiTokensTable
   device_secrets: DeviceSecretsTable
   alert_outbox: AlertOutboxTable

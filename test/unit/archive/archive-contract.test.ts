@@ -128,6 +128,11 @@ function archiveContract(adapter: Adapter) {
       await store.put(k, Buffer.from('replaced\n'))
       const replaced = await store.get(k)
       assert.equal((await readAll(replaced?.body as Readable)).toString(), 'replaced\n')
+      // A body in parts (past the 1,024 a single writev takes) is stored as their concatenation.
+      const parts = Array.from({ length: 3000 }, (_, i) => Buffer.from(i % 2 ? `${i}\n` : '{"n":'))
+      await store.put(k, parts)
+      const joined = await store.get(k)
+      assert.ok((await readAll(joined?.body as Readable)).equals(Buffer.concat(parts)))
       await store.close()
     })
 

@@ -32,3 +32,15 @@ test('parseIsoTime: a date read before does not let a bad time or another date t
     assert.ok(Number.isNaN(parseIsoTime(s)), s)
   assert.equal(parseIsoTime('2026-02-28T23:00:00-01:00'), Date.parse('2026-03-01T00:00:00Z'))
 })
+
+test('parseIsoTime: times of two and three dates interleaved read as Date.parse reads them', () => {
+  // An envelope sent now and samples of another day alternate (two cached dates); a third evicts one.
+  const times = [
+    '2026-06-01T12:00:00Z',
+    '2026-05-02T08:00:01.25Z',
+    '2026-06-01T12:00:09Z',
+    '2026-04-30T00:00:00Z',
+  ]
+  for (let round = 0; round < 3; round++)
+    for (const s of [...times, ...times.reverse()]) assert.equal(parseIsoTime(s), Date.parse(s), s)
+})

@@ -54,6 +54,29 @@ describe('ingest journal (group commit)', () => {
     journal.close()
   })
 
+  test('a slab is appended to again only once its records are settled; the records on disk stay whole', () => {
+    const dir = freshDir()
+    const journal = new Journal(dir)
+    journal.open()
+    // 100 KB payloads: two records a 256 KB slab.
+    const payload = (i: number) => Buffer.alloc(100_000, i)
+    const views = new Map<number, Buffer>()
+    const append = (i: number) => views.set(i, journal.append('iot/d/telemetry', payload(i), i).payload)
+    for (let i = 1; i <= 6; i++) append(i)
+    journal.commit()
+    journal.settle(2) // the first slab (records 1 and 2) is free
+    append(7)
+    append(8)
+    assert.equal(views.get(7)?.buffer, views.get(1)?.buffer, 'record 7 went into the settled slab')
+    for (let i = 3; i <= 8; i++) assert.ok(views.get(i)?.equals(payload(i)), `record ${i} unchanged`)
+    journal.close()
+    const replayed = new Journal(dir).open()
+    assert.deepEqual(
+      replayed.map((r) => [r.id, r.payload.equals(payload(r.receivedAt))]),
+      [1, 2, 3, 4, 5, 6, 7, 8].map((i) => [i, true]),
+    )
+  })
+
   test('segments rotate at their size; settled segments are deleted; ids stay consistent across them', () => {
     const dir = freshDir()
     const journal = new Journal(dir, 500)

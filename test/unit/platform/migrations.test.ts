@@ -34,6 +34,7 @@ test('migrations apply on an empty database, are idempotent, and create every ta
       'device_alerts',
       'device_commands',
       'device_seq_tracking',
+      'device_seq_digests',
     ]) {
       assert.ok(names.includes(t), `table ${t}`)
     }
