@@ -66,12 +66,12 @@ export class RetentionJob {
       this.db,
       RETENTION_JOB,
       this.replica,
-      (conn) => this.createPartitions(conn, Date.now(), 1),
+      (conn) => this.createPartitions(conn, Date.now(), true),
       {
         record: false,
       },
     ).catch((err) =>
-      this.log.warn({ err }, 'creating the telemetry partitions at start failed; the job will'),
+      this.log.warn({ err }, 'creating the telemetry partitions at start failed; the first run will'),
     )
     this.periodic.start(this.policy.intervalS * 1000)
     this.first = setTimeout(() => {
@@ -107,20 +107,22 @@ export class RetentionJob {
     return result
   }
 
-  /** Today's partition, the days ahead, and every kept day whose late rows sit in the default partition. */
+  /**
+   * Yesterday's and today's partitions, the days ahead, and every kept day whose late rows sit in
+   * the default partition; `atStart`: only yesterday, today and tomorrow.
+   */
   private async createPartitions(
     db: Kysely<Database>,
     now: number,
-    aheadDays = this.policy.partitionsAheadDays,
+    atStart = false,
   ): Promise<{ created: string[] }> {
+    const aheadDays = atStart ? 1 : this.policy.partitionsAheadDays
     const { rawDays } = this.policy
     const existing = new Set((await listDayPartitions(db)).map((p) => p.name))
     const created: string[] = []
     const today = dayStart(now)
     const rawCutoff = rawDays > 0 ? now - rawDays * DAY_MS : undefined
-    const days = new Set<number>(
-      aheadDays < this.policy.partitionsAheadDays ? [] : await lateDays(db, rawCutoff ?? 0),
-    )
+    const days = new Set<number>(atStart ? [] : await lateDays(db, rawCutoff ?? 0))
     for (let day = today - DAY_MS; day <= today + aheadDays * DAY_MS; day += DAY_MS) days.add(day)
     for (const day of [...days].sort((a, b) => a - b)) {
       if (rawCutoff !== undefined && day + DAY_MS <= rawCutoff) continue

@@ -16,7 +16,8 @@ export const unitOf = (devicePk: number, t0: number): CompactionUnit => ({
 })
 /** A datagram's key as text: its t0 in ms and its seq. */
 export const keyText = (t0: number, seq: number) => `${t0}:${seq}`
-const unitText = (u: CompactionUnit) => `${u.devicePk}:${u.hour}`
+/** A unit as the key of readKeys' map. */
+export const unitText = (u: CompactionUnit) => `${u.devicePk}:${u.hour}`
 
 /**
  * Takes the transaction-scoped lock of each unit, in one order (no deadlock between two writers):

@@ -1,7 +1,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
 import { compactRows, compactSeq, FLAG_COMPACTED, HOUR_MS, type StoredRow } from './compact-rows.ts'
-import { type CompactionUnit, keyText, lockUnits, readKeys, writeKeys } from './compacted-keys.ts'
+import { type CompactionUnit, keyText, lockUnits, readKeys, unitText, writeKeys } from './compacted-keys.ts'
 import type { Datagram } from './datagram.ts'
 import { STORED_TYPES } from './measurement-types.ts'
 import type { RecordsInsert } from './records-insert.ts'
@@ -40,7 +40,8 @@ async function readStubs(db: Kysely<Database>, devicePk: number, hour: number) {
   return rows.map((r) => ({ t0: Number(r.t0), seq: Number(r.seq) }))
 }
 
-const deleteKeys = (
+/** Deletes the device's rows of these keys. */
+const deleteRows = (
   db: Kysely<Database>,
   devicePk: number,
   rows: readonly { t0: number | string; seq: number | string }[],
@@ -74,7 +75,7 @@ export async function compactUnit(
     )
     const stubs = await readStubs(trx, devicePk, hour)
     if (raw.length === 0 && stubs.length === 0) return 'none'
-    const keys = (await readKeys(trx, [unit])).get(`${devicePk}:${hour}`) ?? new Set<string>()
+    const keys = (await readKeys(trx, [unit])).get(unitText(unit)) ?? new Set<string>()
     const isCopy = (r: { t0: number | string; seq: number | string }) =>
       keys.has(keyText(Number(r.t0), Number(r.seq)))
     const fresh = raw.filter((r) => !isCopy(r))
@@ -89,13 +90,13 @@ export async function compactUnit(
       const rows: Datagram[] | undefined = compactRows(devicePk, hour, [...compact, ...fresh])
       if (!rows) {
         // The unit stays raw (reads the same); copies of its compacted datagrams would be read twice.
-        await deleteKeys(trx, devicePk, raw.filter(isCopy))
+        await deleteRows(trx, devicePk, raw.filter(isCopy))
         return 'skipped'
       }
-      await deleteKeys(trx, devicePk, compact)
+      await deleteRows(trx, devicePk, compact)
       await records.write(rows, trx)
     }
-    await deleteKeys(trx, devicePk, [...raw, ...stubs])
+    await deleteRows(trx, devicePk, [...raw, ...stubs])
     for (const r of [...raw, ...stubs]) keys.add(keyText(Number(r.t0), Number(r.seq)))
     await writeKeys(trx, unit, keys)
     return 'compacted'

@@ -162,11 +162,11 @@ export class PostgresTelemetryStore implements TelemetryStore {
   async write(datagrams: Datagram[]): Promise<void> {
     if (datagrams.length === 0) return
     const checkBefore = await this.horizon.checkBefore()
-    const late = datagrams.filter((d) => d.t0 < checkBefore)
-    if (late.length === 0) await this.insertRows(datagrams)
-    else {
-      const fresh = datagrams.filter((d) => d.t0 >= checkBefore)
-      if (fresh.length > 0) await this.insertRows(fresh)
+    const late: Datagram[] = []
+    const fresh: Datagram[] = []
+    for (const d of datagrams) (d.t0 < checkBefore ? late : fresh).push(d)
+    if (fresh.length > 0) await this.insertRows(fresh)
+    if (late.length > 0) {
       await this.records.ready() // before the transaction: PGlite has one connection, ready() reads through the pool
       await this.db.transaction().execute(async (trx) => {
         const kept = await withoutCompacted(trx, late)

@@ -1,8 +1,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../../platform/db/index.ts'
+import { HOUR_MS } from './compact-rows.ts'
 import type { SeqAsk, SeqRun } from './store.ts'
-
-const HOUR_MS = 3_600_000
 
 /** A datagram's first sample (t0) precedes its envelope ts by at most this. */
 export const SEQ_SPAN_MS = 3_600_000

@@ -3,7 +3,7 @@ import type { Database } from '../../platform/db/index.ts'
 import type { Datagram } from './datagram.ts'
 import { fillGaps, type GapFill, type GapRecord, insertGaps, type LateSeq } from './energy-repository.ts'
 import type { EnergyService } from './energy-service.ts'
-import type { SeqAsk, SeqRun, TelemetryStore } from './store.ts'
+import type { SeqAsk, TelemetryStore } from './store.ts'
 
 /** The telemetry module's facade for the ingest: store datagrams, look up and record seq gaps. */
 export class TelemetryService {
@@ -18,11 +18,6 @@ export class TelemetryService {
     if (datagrams.length === 0) return
     await this.store.write(datagrams)
     await this.energy.markDatagrams(datagrams)
-  }
-
-  /** The seqs of a run the store holds for the device, written by any replica (TelemetryStore.storedSeqs). */
-  storedSeqs(devicePk: number, run: SeqRun): Promise<Set<number>> {
-    return this.store.storedSeqs(devicePk, run)
   }
 
   /** storedSeqs of many runs, in one lookup where the store can (TelemetryStore.storedSeqsMany). */
