@@ -1,6 +1,7 @@
 /**
  * npm run bench:ingest [-- --quick] [--devices N] [--messages M] [--forged K] [--rate R]
  *                        [--generator raw|mqttjs] [--generators K] [--replicas N] [--soak-minutes M]
+ *                        [--warmup W] [--sample-age-days D] [--server-only]
  *
  * N meters publish DC datagrams (20 measurements) at QoS 2 as fast as the broker takes them
  * (or, with --rate, at R msg/s in total, paced: latency below saturation);
@@ -17,6 +18,10 @@
  * their counts, CPU and RSS are summed, their latency histograms merged.
  * --soak-minutes M (with --rate): publishes at the paced rate for M minutes and samples RSS and the
  * minute's p99 each minute ("soak" in the JSON: flat within 10 % is the goal).
+ * --warmup W: W datagrams per meter before the timed run (default 1: caches and plans warm). The
+ * server's first seconds of load are also the JIT's compiling (a cold 100,000-message run spends
+ * ~10 % of the server's CPU in the compiler): --warmup 20 measures the steady state instead.
+ * --sample-age-days D: samples D days old (default 0: live data; 30 was the only kind before).
  * --server-only skips the MQTT baseline and the store ceiling (for comparing the server's CPU per
  * message between versions: those two take most of a quick run's time and measure neither).
  * Prints progress, then one JSON line.
@@ -53,6 +58,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string' },
     generator: { type: 'string', default: 'raw' },
     generators: { type: 'string', default: '1' },
+    warmup: { type: 'string', default: '1' },
+    'sample-age-days': { type: 'string', default: '0' },
     replicas: { type: 'string', default: '1' },
     'soak-minutes': { type: 'string' },
     'server-only': { type: 'boolean', default: false },
@@ -72,6 +79,10 @@ const total = perDevice * devices
 const window = Number(args.window)
 const forged = Number(args.forged ?? (quick ? 0 : 1_000_000))
 const generators = Math.max(1, Number(args.generators))
+/** Datagrams per meter before the timed run (its CPU and latency are not counted). */
+const warmup = Math.max(1, Number(args.warmup))
+/** How old the datagrams' samples are: 0 = live data, as a fleet sends it. */
+const sampleAgeDays = Number(args['sample-age-days'])
 const replicas = Math.max(1, Number(args.replicas))
 if (args.generator !== 'raw' && args.generator !== 'mqttjs') throw new Error('--generator raw|mqttjs')
 const generator: 'raw' | 'mqttjs' = args.generator
@@ -253,15 +264,17 @@ async function main() {
     if (refused) throw new Error(`registering a device: HTTP ${refused.status} ${await refused.text()}`)
   }
   const load = await startLoad(brokerUrl, ids, '', generator, generators)
-  // Warm-up: one datagram per meter (seq 0), so caches, dedup windows, JIT and the database's
-  // plans are warm as on a running server; the timed run starts at seq 1 and its latency counts
-  // only what it published.
-  // A soak's samples are recent, as a live fleet's are (its hours are not due for compaction, whose
-  // merging of late data would be the soak's subject instead); other runs use old ones.
-  const sampleBase =
-    soakMinutes > 0 ? Date.now() - perDevice * 10_000 - 3_600_000 : Date.now() - 30 * 86_400_000
-  await load.publish({ perDevice: 1, window: 1, sampleBase: sampleBase - 10_000, firstSeq: 0 })
-  while ((await storedNow()) < devices) await new Promise((r) => setTimeout(r, 100))
+  // Warm-up: --warmup datagrams per meter (seqs 0…), so caches, dedup windows and the database's
+  // plans are warm as on a running server, and with enough of them (--warmup 20 for 1,000 meters)
+  // the JIT's compiling too; the timed run continues the seqs and its latency counts only what it
+  // published.
+  // Samples are recent, as a live fleet's are: the last one a minute before the run starts (10 s of
+  // sample time per datagram). --sample-age-days 30 makes every datagram late data for hours that
+  // are due for compaction (TELEMETRY_COMPACT_AFTER_H, 24 by default), as all runs before
+  // 2026-12-05 did: each batch then also checks and marks compacted hours.
+  const sampleBase = Date.now() - (warmup + perDevice) * 10_000 - 60_000 - sampleAgeDays * 86_400_000
+  await load.publish({ perDevice: warmup, window, sampleBase, firstSeq: 0 })
+  while ((await storedNow()) < devices * warmup) await new Promise((r) => setTimeout(r, 100))
   await new Promise((r) => setTimeout(r, 1000))
   const warm = await scrapeAll()
   const storedBefore = sumOver(warm, 'ingest_messages_total')
@@ -280,7 +293,7 @@ async function main() {
       log(`sent ${sent}/${total}`)
     }
   }
-  const publishing = load.publish({ perDevice, window, rate, sampleBase, firstSeq: 1, onSent })
+  const publishing = load.publish({ perDevice, window, rate, sampleBase, firstSeq: warmup, onSent })
   let stored = 0
   let lastProgress = 0
   const soak: { minute: number; rss_mb: number; p99_ms: number; stored: number }[] = []
@@ -388,6 +401,8 @@ async function main() {
     generator,
     generators,
     replicas,
+    warmup_per_device: warmup,
+    sample_age_days: sampleAgeDays,
     msgs: total,
     ...(rate ? { target_rate: rate, send_rate: Math.round(sendRate as number) } : {}),
     measurements,
