@@ -193,6 +193,8 @@ export class ArchiveBuffer {
   private async writeEach(groups: Group[]): Promise<void> {
     const concurrency = 16
     for (let i = 0; i < groups.length; i += concurrency) {
+      // The file store writes synchronously: let intake and timers run between groups of objects.
+      if (i > 0) await new Promise(setImmediate)
       await Promise.all(
         groups.slice(i, i + concurrency).map(async (g) => {
           if (g.lines.length === 0) return

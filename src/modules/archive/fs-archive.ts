@@ -1,4 +1,4 @@
-import { close, createReadStream, open, rename, writev } from 'node:fs'
+import { closeSync, createReadStream, openSync, renameSync, writevSync } from 'node:fs'
 import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import type { ArchiveBody, ArchiveObject, ArchiveStore } from './archive-store.ts'
@@ -30,15 +30,15 @@ export class FsArchiveStore implements ArchiveStore {
     }
     const tmp = `${path}.${process.pid}.${this.tmpCounter++}.tmp`
     try {
-      await writeFileQuickly(tmp, body)
+      writeFileNow(tmp, body)
     } catch (error) {
       // The directory may have been removed behind our back (retention, an operator): once more.
       if ((error as { code?: string }).code !== 'ENOENT') throw error
       this.dirs.delete(dir)
       await mkdir(dir, { recursive: true })
-      await writeFileQuickly(tmp, body)
+      writeFileNow(tmp, body)
     }
-    await new Promise<void>((resolve, reject) => rename(tmp, path, (e) => (e ? reject(e) : resolve())))
+    renameSync(tmp, path)
   }
 
   async list(prefix: string, limit: number): Promise<ArchiveObject[]> {
@@ -150,26 +150,23 @@ async function removeIfEmpty(dir: string): Promise<void> {
 export const archiveRoot = (dataDir: string) => join(dataDir, 'archive') + sep
 
 /**
- * open, writev, close with the callback API: a checkpoint writes up to one object per device and
- * category every second, and fs/promises' writeFile (FileHandle, a read-write loop) measured
- * 20–40 % more CPU per object. The parts go to the file as they are (no copy into one buffer).
+ * open, writev, close and (in `put`) rename, synchronously: a checkpoint writes up to one object
+ * per device and category every second, and each of these calls returns from the page cache (no
+ * fsync; the journal, not the archive, is what survives a crash). Through libuv's thread pool
+ * each call was a round trip of its own (a queued task, futex wake-ups of four contending threads,
+ * an eventfd and a callback): 3–4 futex calls per file operation on the server's profile, more CPU
+ * than the operations themselves. The caller yields between small groups of objects
+ * (archive-buffer.ts), so a checkpoint stalls the event loop briefly at a time. The DATA_DIR must
+ * be a local disk, as for the journal (docs/OPERATIONS.md). The parts go to the file as they are.
  */
-function writeFileQuickly(path: string, body: ArchiveBody): Promise<void> {
-  return new Promise((resolve, reject) => {
-    open(path, 'w', (openError, fd) => {
-      if (openError) return reject(openError)
-      const finish = (error: Error | null) =>
-        close(fd, (closeError) => (error || closeError ? reject(error ?? closeError) : resolve()))
-      const writeAll = (parts: readonly Buffer[]) =>
-        writev(fd, parts, null, (error, written) => {
-          if (error) return finish(error)
-          const rest = after(parts, written)
-          if (rest.length > 0) return writeAll(rest)
-          finish(null)
-        })
-      writeAll(Buffer.isBuffer(body) ? [body] : body)
-    })
-  })
+function writeFileNow(path: string, body: ArchiveBody): void {
+  const fd = openSync(path, 'w')
+  try {
+    let parts: readonly Buffer[] = Buffer.isBuffer(body) ? [body] : body
+    while (parts.length > 0) parts = after(parts, writevSync(fd, parts))
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** What is left of `parts` once their first `bytes` are written (a short write). */
