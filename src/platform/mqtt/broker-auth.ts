@@ -46,7 +46,7 @@ export interface BrokerAuthOptions {
   /** Counts CONNECTs refused unchecked, by what reached its failure limit (also passed to onDenied). */
   onBlocked?: (by: BlockedBy) => void
   /** A connection's CONNECT was accepted (its socket, for the PreAuthGuard). */
-  onAuthenticated?: (conn: object) => void
+  onAuthenticated?: (conn: object, clientId: string) => void
   /** What failing costs (FailedConnects); unset: refusals are immediate and unlimited. */
   failedConnects?: FailedConnectPolicy
 }
@@ -142,7 +142,7 @@ export class BrokerAuth {
       checked.then(
         (identity) => {
           this.identities.set(client, identity)
-          this.options.onAuthenticated?.(client.conn)
+          this.options.onAuthenticated?.(client.conn, client.id)
           done(null, true)
         },
         (error: AuthenticateError) => this.refuse(client, error, blocked, done),

@@ -108,18 +108,35 @@ export const mqttPlugin = fp<MqttPluginOptions>(
         'reason',
       )
       const log = app.log.child({ component: 'broker-auth' })
+      const logBudget = new LogBudget(20, 10_000, (suppressed) =>
+        log.warn({ suppressed }, 'mqtt access denied: more refusals in the last 10 s, not logged one by one'),
+      )
+      const maxPacketBytes = Math.max(16 * config.INGEST_MAX_BYTES, 1024 * 1024) + 4096
       const guard = new PreAuthGuard(
         {
           preAuthBytes: PRE_AUTH_MAX_BYTES,
           // Up to this, an oversized payload is still taken and rejected by the ingest (counted, the
           // connection stays); beyond, the connection is closed before the bytes are buffered.
-          maxPacketBytes: Math.max(16 * config.INGEST_MAX_BYTES, 1024 * 1024) + 4096,
+          maxPacketBytes,
           perAddress: config.MQTT_UNAUTH_PER_ADDRESS,
         },
-        (reason) => guarded?.inc({ reason }),
-      )
-      const logBudget = new LogBudget(20, 10_000, (suppressed) =>
-        log.warn({ suppressed }, 'mqtt access denied: more refusals in the last 10 s, not logged one by one'),
+        (reason, { address, clientId, announcedBytes }) => {
+          guarded?.inc({ reason })
+          // A logged-in device over the packet limit: MQTT 3.1.1 cannot refuse one PUBLISH, so the
+          // connection goes, and a QoS 1/2 publish is sent again after every reconnect (the device
+          // loops and nothing it sends arrives). Named, so an operator can find it.
+          if (clientId !== undefined && logBudget.take())
+            log.warn(
+              {
+                client_id: clientId.slice(0, 64),
+                address,
+                reason,
+                bytes: announcedBytes,
+                limit: maxPacketBytes,
+              },
+              'mqtt connection closed: a packet over the broker limit (a QoS 1/2 publish is resent after each reconnect)',
+            )
+        },
       )
       brokerAuth = new BrokerAuth({
         mode: config.MQTT_DEVICE_AUTH as DeviceAuthMode,
@@ -130,7 +147,7 @@ export const mqttPlugin = fp<MqttPluginOptions>(
             log.warn({ action, client_id: clientId.slice(0, 64), address, reason }, 'mqtt access denied')
         },
         onBlocked: (by) => blocked?.inc({ by }),
-        onAuthenticated: (conn) => guard.accept(conn),
+        onAuthenticated: (conn, clientId) => guard.accept(conn, clientId),
         failedConnects: {
           delayMs: config.MQTT_AUTH_FAIL_DELAY_MS,
           maxHeld: config.MQTT_AUTH_FAIL_HELD_MAX,

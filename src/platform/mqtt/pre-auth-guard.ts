@@ -11,6 +11,14 @@ export interface PreAuthLimits {
   perAddress: number
 }
 
+/** Who was refused: the peer's address and, after its login, its client id. */
+export interface GuardRefused {
+  address: string | undefined
+  clientId?: string | undefined
+  /** The length the refused packet announced (packet_too_large). */
+  announcedBytes?: number | undefined
+}
+
 export type GuardRefusal =
   | 'pre_auth_bytes'
   | 'not_connect'
@@ -31,12 +39,13 @@ export type GuardRefusal =
  */
 export class PreAuthGuard {
   private readonly pending = new Map<string, number>()
-  private readonly authenticated = new WeakSet<object>()
+  /** Authenticated connections and their client ids (a refusal after login names the client). */
+  private readonly authenticated = new WeakMap<object, string>()
   private readonly releases = new WeakMap<object, () => void>()
 
   constructor(
     private readonly limits: PreAuthLimits,
-    private readonly onRefused: (reason: GuardRefusal, address: string | undefined) => void,
+    private readonly onRefused: (reason: GuardRefusal, refused: GuardRefused) => void,
   ) {}
 
   /** Unauthenticated connections now, all addresses together. */
@@ -46,9 +55,9 @@ export class PreAuthGuard {
     return n
   }
 
-  /** Marks the connection authenticated (its CONNECT was accepted). */
-  accept(conn: object): void {
-    this.authenticated.add(conn)
+  /** Marks the connection authenticated (its CONNECT was accepted) as the client `clientId`. */
+  accept(conn: object, clientId: string): void {
+    this.authenticated.set(conn, clientId)
     this.releases.get(conn)?.()
   }
 
@@ -59,7 +68,7 @@ export class PreAuthGuard {
     if (key !== undefined && this.limits.perAddress > 0) {
       const n = this.pending.get(key) ?? 0
       if (n >= this.limits.perAddress) {
-        this.onRefused('address_budget', address)
+        this.onRefused('address_budget', { address })
         return false
       }
       this.pending.set(key, n + 1)
@@ -83,7 +92,11 @@ export class PreAuthGuard {
     const frame = new FrameReader()
     let preAuth = 0
     const refuse = (reason: GuardRefusal) => {
-      this.onRefused(reason, address)
+      this.onRefused(reason, {
+        address,
+        clientId: this.authenticated.get(socket),
+        announcedBytes: reason === 'packet_too_large' ? frame.announced : undefined,
+      })
       socket.destroy()
       return null
     }
@@ -110,6 +123,8 @@ class FrameReader {
   private multiplier = 1
   private lengthBytes = 0
   private packets = 0
+  /** The remaining length of the packet refused as too large. */
+  announced = 0
 
   feed(chunk: Buffer, limit: number): GuardRefusal | undefined {
     let i = 0
@@ -134,7 +149,10 @@ class FrameReader {
         if (this.lengthBytes >= 4) return 'malformed'
         continue
       }
-      if (this.length > limit) return 'packet_too_large'
+      if (this.length > limit) {
+        this.announced = this.length
+        return 'packet_too_large'
+      }
       this.skip = this.length
       this.packets++
       this.type = -1
