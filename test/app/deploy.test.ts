@@ -174,11 +174,24 @@ describe('deployment files', () => {
   /** name → type, from the `# TYPE` lines of /metrics. */
   const exported = new Map<string, string>()
 
-  before(async () => {
-    t = await build()
-    const res = await t.inject({ url: '/metrics' })
+  const collect = async (app: TestApp) => {
+    const res = await app.inject({ url: '/metrics' })
     assert.equal(res.statusCode, 200)
     for (const m of res.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) exported.set(m[1] as string, m[2] as string)
+  }
+
+  before(async () => {
+    t = await build()
+    await collect(t)
+    // The embedded broker's own metrics (an alert rule uses one) exist only without MQTT_URL.
+    if (t.config.MQTT_URL) {
+      const embedded = await build({ MQTT_URL: '' })
+      try {
+        await collect(embedded)
+      } finally {
+        await embedded.close()
+      }
+    }
   })
   after(() => t.close())
 
