@@ -108,8 +108,12 @@ export const mqttPlugin = fp<MqttPluginOptions>(
         'reason',
       )
       const log = app.log.child({ component: 'broker-auth' })
+      // Shared by the access refusals and the oversized-packet closures below.
       const logBudget = new LogBudget(20, 10_000, (suppressed) =>
-        log.warn({ suppressed }, 'mqtt access denied: more refusals in the last 10 s, not logged one by one'),
+        log.warn(
+          { suppressed },
+          'mqtt access denied or connection closed: more in the last 10 s, not logged one by one',
+        ),
       )
       const maxPacketBytes = Math.max(16 * config.INGEST_MAX_BYTES, 1024 * 1024) + 4096
       const guard = new PreAuthGuard(
