@@ -1,7 +1,7 @@
 /**
  * npm run bench:ingest [-- --quick] [--devices N] [--messages M] [--forged K] [--rate R]
  *                        [--generator raw|mqttjs] [--generators K] [--replicas N] [--soak-minutes M]
- *                        [--warmup W] [--sample-age-days D] [--server-only]
+ *                        [--warmup W] [--sample-age-days D] [--encoding json|binary] [--server-only]
  *
  * N meters publish DC datagrams (20 measurements) at QoS 2 as fast as the broker takes them
  * (or, with --rate, at R msg/s in total, paced: latency below saturation);
@@ -22,6 +22,7 @@
  * server's first seconds of load are also the JIT's compiling (a cold 100,000-message run spends
  * ~10 % of the server's CPU in the compiler): --warmup 20 measures the steady state instead.
  * --sample-age-days D: samples D days old (default 0: live data; 30 was the only kind before).
+ * --encoding binary: the meters send the binary telemetry datagram (PROTOCOL.md) instead of JSON.
  * --server-only skips the MQTT baseline and the store ceiling (for comparing the server's CPU per
  * message between versions: those two take most of a quick run's time and measure neither).
  * Prints progress, then one JSON line.
@@ -63,6 +64,7 @@ const { values: args } = parseArgs({
     replicas: { type: 'string', default: '1' },
     'soak-minutes': { type: 'string' },
     'server-only': { type: 'boolean', default: false },
+    encoding: { type: 'string', default: 'json' },
   },
 })
 const quick = args.quick
@@ -86,6 +88,9 @@ const sampleAgeDays = Number(args['sample-age-days'])
 const replicas = Math.max(1, Number(args.replicas))
 if (args.generator !== 'raw' && args.generator !== 'mqttjs') throw new Error('--generator raw|mqttjs')
 const generator: 'raw' | 'mqttjs' = args.generator
+if (args.encoding !== 'json' && args.encoding !== 'binary') throw new Error('--encoding json|binary')
+// Read by lib/load.ts's datagram(), here and in the generator processes (they inherit it).
+process.env.BENCH_ENCODING = args.encoding
 const databaseUrl = process.env.DATABASE_URL
 // MQTT_URL=own: a Mosquitto of the bench's own with the project's config (deploy/mosquitto). A stock
 // Mosquitto queues only 1000 messages per subscriber and silently drops the rest when it falls behind.
@@ -401,6 +406,7 @@ async function main() {
     generator,
     generators,
     replicas,
+    encoding: args.encoding,
     warmup_per_device: warmup,
     sample_age_days: sampleAgeDays,
     msgs: total,

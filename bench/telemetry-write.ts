@@ -14,7 +14,7 @@ import { type Kysely, sql } from 'kysely'
 import { type Datagram, PostgresTelemetryStore, toDatagram } from '../src/modules/telemetry/index.ts'
 import { connectDatabase, type Database, migrateToLatest } from '../src/platform/db/index.ts'
 import { createSchema, tempDir } from '../test/helpers/env.ts'
-import { datagram } from './lib/load.ts'
+import { jsonDatagram } from './lib/load.ts'
 import { ValuesTelemetryStore } from './lib/values-insert.ts'
 
 const DEVICES = 1000
@@ -41,7 +41,7 @@ function batches(pks: number[], decimals: boolean): Datagram[][] {
     for (let i = 0; i < BATCH; i++) {
       const seq = b * BATCH + i
       const pk = pks[seq % pks.length] as number
-      const message = JSON.parse(datagram(`bench-${pk}`, seq, base + seq * 10_000))
+      const message = JSON.parse(jsonDatagram(`bench-${pk}`, seq, base + seq * 10_000))
       const measurements: Measurement[] = message.measurements.map(
         (m: { ts: string; type: string; val: number }, k: number) => ({
           t: Date.parse(m.ts),

@@ -1,8 +1,36 @@
 import mqtt, { type MqttClient } from 'mqtt'
+import { encodeBinaryTelemetry } from '../../src/protocol/index.ts'
 import { RawPublisher } from './raw-publisher.ts'
 
-/** A DC datagram of `samples` × (voltage_dc, current_dc): 20 measurements, ~1.6 KB, as meters send. */
-export function datagram(deviceId: string, seq: number, sampleBase: number, samples = 10): string {
+/**
+ * A DC datagram of `samples` × (voltage_dc, current_dc): 20 measurements, as meters send: JSON
+ * (~1.6 KB), or the binary encoding (~240 bytes) when BENCH_ENCODING=binary (bench:ingest
+ * --encoding binary sets it, so the generator processes it starts send the same).
+ */
+export function datagram(deviceId: string, seq: number, sampleBase: number, samples = 10): string | Buffer {
+  return process.env.BENCH_ENCODING === 'binary'
+    ? binaryDatagram(deviceId, seq, sampleBase, samples)
+    : jsonDatagram(deviceId, seq, sampleBase, samples)
+}
+
+function binaryDatagram(deviceId: string, seq: number, sampleBase: number, samples: number): Buffer {
+  return encodeBinaryTelemetry({
+    deviceId,
+    seq,
+    ts: Date.now(),
+    t0: sampleBase,
+    types: [
+      { name: 'voltage_dc', unit: 'V' },
+      { name: 'current_dc', unit: 'A' },
+    ],
+    samples: Array.from({ length: samples }, (_, i) => ({
+      offsetMs: i * 1000,
+      values: [750 + (i % 7), 300 - (i % 5)],
+    })),
+  })
+}
+
+export function jsonDatagram(deviceId: string, seq: number, sampleBase: number, samples = 10): string {
   const measurements = []
   for (let i = 0; i < samples; i++) {
     const ts = new Date(sampleBase + i * 1000).toISOString()
@@ -45,7 +73,7 @@ export async function connectAll(url: string, ids: string[], prefix: string): Pr
 
 /** What the load generator needs of a meter's connection (MQTT.js or the raw publisher). */
 export interface Publisher {
-  publishAsync(topic: string, payload: string, options: { qos: 2 }): Promise<unknown>
+  publishAsync(topic: string, payload: string | Buffer, options: { qos: 2 }): Promise<unknown>
   endAsync(): Promise<unknown>
 }
 

@@ -56,7 +56,7 @@ export class RawPublisher {
   private onConnack: (returnCode: number) => void = () => {}
 
   /** Publishes at QoS 2; resolves when the broker has completed the flow (PUBCOMP). */
-  publishAsync(topic: string, payload: string, _options?: { qos: 2 }): Promise<void> {
+  publishAsync(topic: string, payload: string | Buffer, _options?: { qos: 2 }): Promise<void> {
     if (this.closed) return Promise.reject(this.closed)
     const messageId = this.takeId()
     return new Promise((resolve, reject) => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { sql } from 'kysely'
 import type { MqttClient } from 'mqtt'
+import { encodeBinaryTelemetry } from '../../src/protocol/index.ts'
 import { brokerUrl, build, type TestApp } from '../helpers/build.ts'
 import {
   connectDevice,
@@ -83,6 +84,45 @@ describe('ingest pipeline', () => {
     const registered = (await t.inject({ url: `/api/devices/${id}` })).json()
     assert.equal(registered.connection_status, 'online')
     assert.ok(registered.last_seen)
+  })
+
+  test('a binary datagram is stored as its JSON twin would be, deduplicated, and archived as base64', async () => {
+    const id = uniqueName('bin')
+    await registerDevice(t, id)
+    const samples = Array.from({ length: 10 }, (_, i) => ({ offsetMs: i * 1000, values: [750, 0.3] }))
+    const binary = encodeBinaryTelemetry({
+      deviceId: id,
+      seq: 0,
+      ts: T0 + 10_000,
+      t0: T0,
+      types: [
+        { name: 'voltage_dc', unit: 'V' },
+        { name: 'current_dc', unit: 'kA' },
+      ],
+      samples,
+    })
+    const dupBefore = await metricValue(t, 'ingest_duplicates_total')
+    await device.publishAsync(`iot/${id}/telemetry`, binary, { qos: 1 })
+    await device.publishAsync(`iot/${id}/telemetry`, binary, { qos: 1 })
+    await waitFor(async () => (await metricValue(t, 'ingest_duplicates_total')) - dupBefore >= 1)
+    const power = await waitFor(async () => {
+      const p = await points(id, 'power_active')
+      return p.length === 10 ? p : null
+    })
+    assert.equal(power[0].value, 225000)
+    assert.equal(power[0].time, new Date(T0).toISOString())
+    assert.equal((await points(id, 'current_dc'))[9].value, 300)
+    assert.equal(await rows(id), 1, 'the second copy was dropped')
+    const archived = await waitFor(async () => {
+      const list = (await t.inject({ url: `/api/devices/${id}/raw-data` })).json()
+      return list.length > 0 ? list : null
+    }, 3000)
+    const download = await t.inject({
+      url: `/api/devices/${id}/raw-data/${archived[0].filename.slice(id.length + 1)}`,
+    })
+    const line = JSON.parse(download.body.trim().split('\n')[0] as string)
+    assert.equal(line.message, undefined)
+    assert.deepEqual(Buffer.from(line.message_base64, 'base64'), binary)
   })
 
   test('each message is one archive line: raw bytes kept, line breaks of a pretty-printed payload removed', async () => {

@@ -39,6 +39,18 @@ describe('docs/PROTOCOL.md agrees with the server', () => {
     assert.deepEqual([...kinds].sort(), [...DEVICE_KINDS, 'telemetry_v1'].sort())
   })
 
+  test('the binary telemetry example is byte for byte the first JSON telemetry example', () => {
+    const hex = blocks.find((b) => b.info.startsWith('hex topic='))
+    assert.ok(hex, 'no ```hex topic= block')
+    const topic = hex.info.replace('hex topic=', '')
+    const bytes = Buffer.from(hex.body.replace(/#[^\n]*/g, '').replace(/\s+/g, ''), 'hex')
+    const binary = parseMessage(topic, bytes, Date.now(), limits)
+    assert.ok(!(binary instanceof Rejected), `binary example: ${(binary as Rejected).detail}`)
+    const json = examples.find((b) => b.info === `json topic=${topic}`)
+    assert.ok(json, `no JSON example on ${topic}`)
+    assert.deepEqual(binary, parseMessage(topic, Buffer.from(json.body), Date.now(), limits))
+  })
+
   test('the topics table is the protocol table: one row per kind, its direction, QoS and retain', () => {
     const rows = doc
       .split('\n')

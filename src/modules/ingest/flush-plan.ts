@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { crc32 } from 'node:zlib'
+import { BINARY_TELEMETRY_MARKER } from '../../protocol/index.ts'
 import { type Datagram, datagramOf } from '../telemetry/index.ts'
 import type { ParseLimits } from './parse-message.ts'
 import { type Category, type ParsedMessage, parseMessage, Rejected } from './parse-message.ts'
@@ -274,18 +275,22 @@ const RETURN = 0x0d
 const CLOSE = Buffer.from('}')
 
 /**
- * `{"received_at":…,"topic":…,"message":<payload>}` — the payload's own bytes when they fit on
+ * `{"received_at":…,"topic":…,"message":<payload>}` (`"message_base64"` for a binary datagram) — the payload's own bytes when they fit on
  * one NDJSON line (they parsed as JSON, so they are a valid value); re-serialised only when the
  * device sent line breaks or bytes that are not UTF-8. Saves a JSON.stringify per message, and the
  * payload is not copied here: the line is its parts, joined once into the archive object.
  */
 function archiveLineOf(record: PendingRecord): Buffer[] {
-  const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},"message":`
+  const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},`
   const { payload } = record
+  // A binary datagram is not JSON: its bytes, in base64 (PROTOCOL.md, "Binary telemetry").
+  if (payload[0] === BINARY_TELEMETRY_MARKER) {
+    return [Buffer.from(`${head}"message_base64":"${payload.toString('base64')}"}`)]
+  }
   if (payload.indexOf(NEWLINE) === -1 && payload.indexOf(RETURN) === -1 && isUtf8(payload)) {
-    return [Buffer.from(head), payload, CLOSE]
+    return [Buffer.from(`${head}"message":`), payload, CLOSE]
   }
   // Parsed again: a parsed message does not keep its JSON (kept alive, it costs garbage collection).
   const body = JSON.parse(payload.toString('utf8'))
-  return [Buffer.from(`${head}${JSON.stringify(body)}}`)]
+  return [Buffer.from(`${head}"message":${JSON.stringify(body)}}`)]
 }

@@ -1,4 +1,5 @@
 import {
+  BINARY_TELEMETRY_MARKER,
   MAX_MEASUREMENTS,
   MEASUREMENT_TYPE_PATTERN,
   type PayloadValidator,
@@ -8,22 +9,11 @@ import {
 } from '../../protocol/index.ts'
 import { type Measurement, toBaseUnit, toSamples } from '../telemetry/index.ts'
 import { parseIsoTime } from './iso-time.ts'
-import type { Base, Category, OtherKind, ParsedMessage, ParseLimits } from './parsed-message.ts'
+import type { Base, Category, OtherKind, ParsedMessage, ParseLimits, RejectReason } from './parsed-message.ts'
+import { readBinaryTelemetry } from './telemetry-binary-reader.ts'
 import { readTelemetryFast } from './telemetry-fast-path.ts'
 
-export type { Category, ParsedMessage, ParseLimits } from './parsed-message.ts'
-
-export type RejectReason =
-  | 'topic'
-  | 'too_large'
-  | 'json'
-  | 'schema'
-  | 'device_mismatch'
-  | 'timestamp'
-  | 'not_finite'
-  | 'too_many_measurements'
-  | 'unknown_device'
-  | 'bad_unit'
+export type { Category, ParsedMessage, ParseLimits, RejectReason } from './parsed-message.ts'
 
 export class Rejected {
   constructor(
@@ -63,6 +53,12 @@ export function parseMessage(
   const { deviceId, category } = route
   if (payload.length > limits.maxBytes) {
     return new Rejected('too_large', `${payload.length} bytes > ${limits.maxBytes}`, deviceId)
+  }
+  if (category === 'telemetry' && payload[0] === BINARY_TELEMETRY_MARKER) {
+    const read = readBinaryTelemetry(payload, deviceId, now, limits)
+    if ('category' in read) return read
+    const envelope = read.envelope && { ...read.envelope, category }
+    return new Rejected(read.reason, read.detail, deviceId, envelope)
   }
   let body: unknown
   try {

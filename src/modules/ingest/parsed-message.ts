@@ -50,3 +50,16 @@ export interface ParseLimits {
   maxFutureMs: number
   maxPastMs: number
 }
+
+/** Why a message is refused (the `reason` label of ingest_rejected_total). */
+export type RejectReason =
+  | 'topic'
+  | 'too_large'
+  | 'json'
+  | 'schema'
+  | 'device_mismatch'
+  | 'timestamp'
+  | 'not_finite'
+  | 'too_many_measurements'
+  | 'unknown_device'
+  | 'bad_unit'

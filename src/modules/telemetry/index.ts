@@ -32,7 +32,7 @@ export type { EnergyInterval, EnergyTotals, IntegrationOptions } from './energy-
 export type { EnergyService } from './energy-service.ts'
 export { encodeFloat8Array } from './float8-array.ts'
 export type { InfluxStoreOptions } from './influx-store.ts'
-export { STORED_TYPES } from './measurement-types.ts'
+export { isStoredType, RANGES, STORED_TYPES, type StoredType } from './measurement-types.ts'
 export { PostgresTelemetryStore } from './postgres-store.ts'
 export type { DerivedPower, ElectricalValues } from './power.ts'
 export { SamplesBuilder } from './samples-builder.ts'
@@ -41,7 +41,7 @@ export type { TelemetryService } from './service.ts'
 export type { PowerRange, PowerSample, SeqRun, SeriesPoint, SeriesQuery, TelemetryStore } from './store.ts'
 export type { TelemetryConfig } from './telemetry-config.ts'
 
-export { toBaseUnit } from './units.ts'
+export { toBaseUnit, unitScale } from './units.ts'
 
 export interface TelemetryModuleOptions {
   db: Kysely<Database>

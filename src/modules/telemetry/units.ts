@@ -26,20 +26,34 @@ const PREFIXES: Record<string, { mul: number } | { div: number }> = {
   M: { mul: 1_000_000 },
 }
 
-/** A value converted to its type's base unit, or why the unit does not fit the type. */
-export function toBaseUnit(type: string, unit: string | undefined, val: number): number | { error: string } {
+/**
+ * How a value of `type` in `unit` converts to the base unit: multiplied by `mul` and divided by
+ * `div` (one of them 1, so the result is exactly val × mul or val ÷ div), or why the unit does not fit.
+ */
+export function unitScale(
+  type: string,
+  unit: string | undefined,
+): { mul: number; div: number } | { error: string } {
   const accepted = ACCEPTED[type]
   // Types the protocol does not list are stored as sent, unit and all.
-  if (!accepted || unit === undefined || accepted.includes(unit)) return val
+  if (!accepted || unit === undefined || accepted.includes(unit)) return SAME
   const base = unit.slice(1)
   const prefix = PREFIXES[unit.slice(0, 1)]
   if (prefix && PREFIXABLE.has(base) && accepted.includes(base)) {
-    return 'mul' in prefix ? val * prefix.mul : val / prefix.div
+    return 'mul' in prefix ? { mul: prefix.mul, div: 1 } : { mul: 1, div: prefix.div }
   }
   const allowed = accepted.filter((u) => u !== '').join(', ') || 'none'
   return {
     error: `${type}: unit "${unit}" does not fit (base unit ${allowed}${PREFIXABLE.has(accepted[0] ?? '') ? ', with m, k or M' : ''})`,
   }
+}
+const SAME = { mul: 1, div: 1 }
+
+/** A value converted to its type's base unit, or why the unit does not fit the type. */
+export function toBaseUnit(type: string, unit: string | undefined, val: number): number | { error: string } {
+  const scale = unitScale(type, unit)
+  if (scale === SAME) return val
+  return 'error' in scale ? scale : (val * scale.mul) / scale.div
 }
 
 /** True when a value is finite but physically absurd for its type (stored flagged, never in power). */
