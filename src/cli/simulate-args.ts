@@ -11,6 +11,7 @@ export const USAGE = `npm run simulate -- --mqtt URL[,URL…] [options]
   --seed N                physics and fault seed (SIMULATOR_SEED)
   --ac-share F            share of AC meters, 0..1 (SIMULATOR_AC_SHARE)
   --sampling-ms N         sampling cadence (SIMULATOR_SAMPLING_MS)
+  --encoding E            telemetry as json or binary (SIMULATOR_ENCODING)
   --send-interval S       datagram interval (SIMULATOR_SEND_INTERVAL_S)
   --hello-interval S      hello interval (SIMULATOR_HELLO_INTERVAL_S)
   --prefix P              device id prefix (SIMULATOR_ID_PREFIX)
@@ -30,6 +31,7 @@ const ENV_OF = {
   seed: 'SIMULATOR_SEED',
   'ac-share': 'SIMULATOR_AC_SHARE',
   'sampling-ms': 'SIMULATOR_SAMPLING_MS',
+  encoding: 'SIMULATOR_ENCODING',
   'send-interval': 'SIMULATOR_SEND_INTERVAL_S',
   'hello-interval': 'SIMULATOR_HELLO_INTERVAL_S',
   prefix: 'SIMULATOR_ID_PREFIX',

@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { oneOf } from './schema-helpers.ts'
 
 /** The built-in simulator (module simulator). */
 export const simulatorSettings = {
@@ -36,6 +37,11 @@ export const simulatorSettings = {
     maximum: 60000,
     default: 1000,
   }),
+  SIMULATOR_ENCODING: oneOf(
+    ['json', 'binary'],
+    'json',
+    'how the simulated meters encode telemetry: JSON, or the binary datagram of PROTOCOL.md',
+  ),
   SIMULATOR_SEED: Type.Integer({
     description: 'seed of the simulation (reproducible runs)',
     minimum: 0,

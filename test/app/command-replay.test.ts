@@ -45,6 +45,7 @@ describe('command replay (reference device)', () => {
       SIMULATOR_SEND_INTERVAL_S: 60,
       SIMULATOR_HELLO_INTERVAL_S: 60,
       SIMULATOR_SAMPLING_MS: 1000,
+      SIMULATOR_ENCODING: 'json',
       SIMULATOR_SEED: 1,
       SIMULATOR_DUPLICATE_RATE: 0,
       SIMULATOR_DROP_RATE: 0,

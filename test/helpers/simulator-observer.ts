@@ -11,6 +11,8 @@ export interface Seen {
   kind: string
   // biome-ignore lint/suspicious/noExplicitAny: test assertions read arbitrary payload fields
   body: any
+  /** The payload's bytes (a binary telemetry datagram has no JSON body). */
+  payload: Buffer
   retain: boolean
   at: number
 }
@@ -35,7 +37,15 @@ export class Observer {
       } catch {
         body = payload.toString()
       }
-      this.seen.push({ broker, deviceId, kind: rest.join('/'), body, retain: packet.retain, at: Date.now() })
+      this.seen.push({
+        broker,
+        deviceId,
+        kind: rest.join('/'),
+        body,
+        payload,
+        retain: packet.retain,
+        at: Date.now(),
+      })
       for (const wake of this.waiters) wake()
     })
   }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { after, before, describe, type TestContext, test } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
+import { parseMessage, Rejected } from '../../src/modules/ingest/index.ts'
 import {
   createSimulatorModule,
   type Fleet,
@@ -14,6 +15,7 @@ import {
 } from '../../src/modules/simulator/index.ts'
 import { startEmbeddedBroker } from '../../src/platform/mqtt/index.ts'
 import { brokerUrl, build, type TestApp } from '../helpers/build.ts'
+import { registerDevice, waitFor } from '../helpers/device.ts'
 import { uniqueName } from '../helpers/env.ts'
 import { Observer, purgeDevices, type Seen, sendCommand } from '../helpers/simulator-observer.ts'
 
@@ -76,6 +78,7 @@ describe('simulator', () => {
       SIMULATOR_SEND_INTERVAL_S: 1,
       SIMULATOR_HELLO_INTERVAL_S: 5,
       SIMULATOR_SAMPLING_MS: 100,
+      SIMULATOR_ENCODING: 'json',
       SIMULATOR_SEED: 1,
       SIMULATOR_DUPLICATE_RATE: 0,
       SIMULATOR_DROP_RATE: 0,
@@ -177,6 +180,33 @@ describe('simulator', () => {
     const retained = await late.until(() => late.of(id, 'status')[0], 'the retained status')
     assert.equal(retained.retain, true)
     assert.equal(retained.body.status, 'online')
+  })
+
+  test('binary encoding: telemetry goes as the binary datagram, shares the seq counter, and is stored', async (ctx) => {
+    const { obs, id } = await running(ctx, { SIMULATOR_ENCODING: 'binary' }, { timeScale: 10 })
+    await registerDevice(t, id)
+    const datagrams = await obs.until(() => {
+      const seen = obs.of(id, 'telemetry')
+      return seen.length >= 3 && seen
+    }, 'three telemetry datagrams')
+    const limits = { maxBytes: 64 * 1024, maxFutureMs: 60_000, maxPastMs: 86_400_000 }
+    for (const d of datagrams.slice(0, 3)) {
+      assert.equal(d.payload[0], 0xb2, 'the binary marker')
+      const parsed = parseMessage(`iot/${id}/telemetry`, d.payload, Date.now(), limits)
+      assert.ok(!(parsed instanceof Rejected), (parsed as Rejected).detail)
+      assert.ok(parsed.category === 'telemetry' && parsed.samples.values.voltage_dc?.length === 10)
+    }
+    // hello (JSON) and telemetry (binary) count one seq together.
+    const hello = obs.of(id, 'hello')[0]?.body.seq as number
+    const first = parseMessage(`iot/${id}/telemetry`, datagrams[0]?.payload as Buffer, Date.now(), limits)
+    assert.equal((first as { seq: number }).seq, hello + 1)
+    const stored = await waitFor(async () => {
+      const url = `/api/devices/${id}/metrics?metric=voltage_dc&start=-1h&stop=now()`
+      const points = (await t.inject({ url })).json()
+      return Array.isArray(points) && points.length > 0 ? (points as { value: number }[]) : null
+    })
+    const volts = stored?.[0]?.value ?? 0
+    assert.ok(volts > 500, `${volts} V`)
   })
 
   test('REQ-HELLO-001: send ≤ hello → only the boot hello; send > hello → a hello every hello interval', async (ctx) => {

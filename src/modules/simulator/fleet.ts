@@ -104,6 +104,7 @@ export class Fleet {
             reorder: config.SIMULATOR_REORDER_RATE,
           },
           rebootEvery_s: config.SIMULATOR_REBOOT_EVERY_S,
+          encoding: config.SIMULATOR_ENCODING === 'binary' ? 'binary' : 'json',
           timing,
           keyFor: options.keyFor,
           stateDir: options.stateDir,

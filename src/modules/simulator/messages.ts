@@ -1,4 +1,10 @@
-import { type DeviceKindName, MAX_MEASUREMENTS, MESSAGE_KINDS, topicOf } from '../../protocol/index.ts'
+import {
+  type DeviceKindName,
+  encodeBinaryTelemetry,
+  MAX_MEASUREMENTS,
+  MESSAGE_KINDS,
+  topicOf,
+} from '../../protocol/index.ts'
 
 /** Device → server messages of PROTOCOL.md v2 (the protocol's table); all but status are enveloped. */
 export type PublishedType = DeviceKindName
@@ -18,7 +24,7 @@ export type OtaState = 'downloading' | 'verifying' | 'applying' | 'success' | 'f
 export interface Outgoing {
   type: PublishedType
   topic: string
-  payload: string
+  payload: string | Buffer
   qos: 1 | 2
   retain: boolean
 }
@@ -41,6 +47,44 @@ export function envelope(
     payload: JSON.stringify(message),
     qos: MESSAGE_KINDS[type].qos,
     retain: MESSAGE_KINDS[type].retained,
+  }
+}
+
+/**
+ * A telemetry datagram in the binary encoding (PROTOCOL.md, "Binary telemetry"): the same
+ * measurements as the JSON form, grouped by sample time and type.
+ */
+export function binaryTelemetryMessage(
+  deviceId: string,
+  seq: number,
+  measurements: Measurement[],
+  now = new Date(),
+): Outgoing {
+  const types: { name: string; unit?: string }[] = []
+  const column = new Map<string, number>()
+  const samples: { offsetMs: number; values: (number | null)[] }[] = []
+  const t0 = Date.parse(measurements[0]?.ts ?? now.toISOString())
+  let last: { t: number; values: (number | null)[] } | undefined
+  for (const m of measurements) {
+    let k = column.get(m.type)
+    if (k === undefined) {
+      k = types.push({ name: m.type, ...(m.unit === undefined ? {} : { unit: m.unit }) }) - 1
+      column.set(m.type, k)
+    }
+    const t = Date.parse(m.ts)
+    if (last?.t !== t) {
+      last = { t, values: [] }
+      samples.push({ offsetMs: t - t0, values: last.values })
+    }
+    last.values[k] = m.val
+  }
+  const payload = encodeBinaryTelemetry({ deviceId, seq, ts: now.getTime(), t0, types, samples })
+  return {
+    type: 'telemetry',
+    topic: topicOf(deviceId, 'telemetry'),
+    payload,
+    qos: MESSAGE_KINDS.telemetry.qos,
+    retain: false,
   }
 }
 

@@ -28,6 +28,8 @@ export interface MeterOptions {
   seed: number
   faults: FaultRates
   rebootEvery_s: number
+  /** How telemetry goes on the wire (PROTOCOL.md: JSON, or the binary datagram). */
+  encoding: 'json' | 'binary'
   timing: MeterTiming
   keyFor?: KeyProvider
   /** Where each meter keeps the cmd_ids it executed (replay protection); none = in memory. */

@@ -6,6 +6,7 @@ import { CommandProcessor, type CommandTarget } from './command-processor.ts'
 import { FaultInjector } from './fault-injector.ts'
 import { FACTORY_FW_VERSION, type MeterConfig, type MeterIdentity } from './fleet-plan.ts'
 import {
+  binaryTelemetryMessage,
   type CommandResult,
   chunkMeasurements,
   envelope,
@@ -260,8 +261,14 @@ export class SimulatedMeter implements CommandTarget {
   private sendTelemetry(): void {
     const cadenceMs = this.config.sampling_cadence_ms
     const measurements = this.sampler.collect(Date.now(), cadenceMs, this.realMs(cadenceMs))
-    for (const chunk of chunkMeasurements(measurements, this.sampler.perSample))
-      this.emit('telemetry', { measurements: chunk }, true)
+    for (const chunk of chunkMeasurements(measurements, this.sampler.perSample)) {
+      if (this.options.encoding === 'binary') {
+        const message = binaryTelemetryMessage(this.deviceId, this.seq.next(), chunk)
+        for (const out of this.faults.route(message, true)) this.publish(out)
+      } else {
+        this.emit('telemetry', { measurements: chunk }, true)
+      }
+    }
   }
 
   private helloBody(): Record<string, unknown> {

@@ -5,6 +5,8 @@ export interface SimulatorConfig {
   readonly SIMULATOR_SEND_INTERVAL_S: number
   readonly SIMULATOR_HELLO_INTERVAL_S: number
   readonly SIMULATOR_SAMPLING_MS: number
+  /** 'json' or 'binary' (the schema allows no other). */
+  readonly SIMULATOR_ENCODING: string
   readonly SIMULATOR_SEED: number
   readonly SIMULATOR_DUPLICATE_RATE: number
   readonly SIMULATOR_DROP_RATE: number
