@@ -84,6 +84,15 @@ export interface PlanContext {
   onError?: (error: unknown, deviceId: string | undefined) => void
 }
 
+interface Parsed {
+  message: ParsedMessage
+  record: PendingRecord
+}
+interface BadUnit {
+  rejected: Rejected
+  record: PendingRecord
+}
+
 /** Parses, resolves and deduplicates a batch, and gathers what must be stored. */
 export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promise<FlushPlan> {
   const plan: FlushPlan = {
@@ -106,29 +115,38 @@ export async function planFlush(batch: PendingRecord[], ctx: PlanContext): Promi
     windows: new Map(),
     touched: new Set(),
   }
-  const parsed: { message: ParsedMessage; record: PendingRecord }[] = []
-  const badUnits: { rejected: Rejected; record: PendingRecord }[] = []
+  const parsed: Parsed[] = []
+  const badUnits: BadUnit[] = []
   for (const record of batch) {
     const result = record.parsed ?? parseMessage(record.topic, record.payload, ctx.now, ctx.limits)
     if (result instanceof Rejected) plan.rejected.push(result)
     else parsed.push({ message: result, record })
     if (result instanceof Rejected && result.envelope) badUnits.push({ rejected: result, record })
   }
-  const ids = [
-    ...parsed.map((p) => p.message.deviceId),
-    ...badUnits.map((b) => b.rejected.deviceId as string),
-  ]
-  const pks = await ctx.resolve([...new Set(ids)])
-  const known = parsed.filter((p) => {
-    if (pks.has(p.message.deviceId)) return true
-    plan.rejected.push(new Rejected('unknown_device', 'device is not registered', p.message.deviceId))
-    return false
-  })
-  const knownPks = [
-    ...known.map((p) => pks.get(p.message.deviceId)),
-    ...badUnits.map((b) => pks.get(b.rejected.deviceId as string)),
-  ]
-  const windows = await ctx.windowsOf([...new Set(knownPks.filter((pk) => pk !== undefined))])
+  // Plain loops, not map/filter/spread: `badUnits` is empty in almost every batch, and the array
+  // builtins inlined for one elements kind were deoptimised ("wrong map") and planFlush compiled
+  // again whenever a batch brought the other (a V8 log showed five compilations in one run).
+  const ids = new Set<string>()
+  for (let i = 0; i < parsed.length; i++) ids.add((parsed[i] as Parsed).message.deviceId)
+  for (let i = 0; i < badUnits.length; i++) ids.add((badUnits[i] as BadUnit).rejected.deviceId as string)
+  const pks = await ctx.resolve([...ids])
+  const known: Parsed[] = []
+  const knownPks = new Set<number>()
+  for (let i = 0; i < parsed.length; i++) {
+    const p = parsed[i] as Parsed
+    const pk = pks.get(p.message.deviceId)
+    if (pk === undefined) {
+      plan.rejected.push(new Rejected('unknown_device', 'device is not registered', p.message.deviceId))
+      continue
+    }
+    known.push(p)
+    knownPks.add(pk)
+  }
+  for (let i = 0; i < badUnits.length; i++) {
+    const pk = pks.get((badUnits[i] as BadUnit).rejected.deviceId as string)
+    if (pk !== undefined) knownPks.add(pk)
+  }
+  const windows = await ctx.windowsOf([...knownPks])
   plan.windows = windows
   for (const { rejected, record } of badUnits) badUnit(plan, rejected, record, pks, windows, ctx.now)
 
