@@ -57,6 +57,8 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         summary: 'Download one archived object (NDJSON, one message per line)',
+        description:
+          'Each line is `{"received_at", "topic", "message"}` with the payload as sent, or with `"message_base64"` (its bytes in base64) for a binary telemetry datagram (PROTOCOL.md).',
         params: ObjectParams,
         response: {
           200: Type.Unsafe<unknown>({
