@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import { sql } from 'kysely'
 import type { MqttClient } from 'mqtt'
 import { type ParseLimits, parseMessage, Rejected } from '../../src/modules/ingest/index.ts'
-import { DEVICE_KINDS, MESSAGE_KINDS } from '../../src/protocol/index.ts'
+import { DEVICE_KINDS, encodeBinaryTelemetry, MESSAGE_KINDS } from '../../src/protocol/index.ts'
 import { brokerUrl, build, type TestApp } from '../helpers/build.ts'
 import { connectDevice, dcTelemetry, publishJson, registerDevice, waitFor } from '../helpers/device.ts'
 import { uniqueName } from '../helpers/env.ts'
@@ -664,10 +664,30 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
       }
       const storedBefore = await rows()
       // Payloads for this device's topic that the parser rejects (the parser's verdict is proven above).
+      // Binary datagrams (PROTOCOL.md) cut short and followed by random bytes: whatever the reader
+      // refuses must be refused as cleanly as bad JSON.
+      const binary = encodeBinaryTelemetry({
+        deviceId: id,
+        seq: 7,
+        ts: T0,
+        t0: T0 - 2000,
+        types: [
+          { name: 'voltage_dc', unit: 'V' },
+          { name: 'current_dc', unit: 'A' },
+        ],
+        samples: [
+          { offsetMs: 0, values: [750, 300] },
+          { offsetMs: 1000, values: [751, null] },
+        ],
+      })
+      const binaryGarbage = fc
+        .tuple(fc.nat({ max: binary.length }), fc.uint8Array({ maxLength: 120 }))
+        .map(([cut, bytes]) => Buffer.concat([binary.subarray(0, Math.max(1, cut)), bytes]))
       const garbage = fc.oneof(
         invalidTelemetry.map(([, text]) => text.replaceAll(ID, id)),
         rawText,
         nastyJson.map((x) => JSON.stringify(x)),
+        binaryGarbage,
       )
       const payloads = SEEDS.flatMap((seed) =>
         fc.sample(garbage, { numRuns: Math.ceil(300 / SEEDS.length), seed }),
