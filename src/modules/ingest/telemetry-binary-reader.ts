@@ -39,8 +39,8 @@ export function readBinaryTelemetry(
   now: number,
   limits: ParseLimits,
 ): Telemetry | BinaryRefusal {
-  if (b.length < 3 || b[1] !== BINARY_TELEMETRY_FORMAT)
-    return malformed(`format ${b[1]} (this server reads 1)`)
+  if (b.length < 3) return malformed('truncated header')
+  if (b[1] !== BINARY_TELEMETRY_FORMAT) return malformed(`format ${b[1]} (this server reads 1)`)
   const idLength = b[2] as number
   let at = 3 + idLength
   if (b.length < at + HEADER_AFTER_ID) return malformed('truncated header')
