@@ -49,12 +49,37 @@ export interface EnergyOptions {
 export class EnergyService {
   /** Marks already persisted and not yet recomputed: no need to write them again. */
   private readonly known = new Set<string>()
+  /**
+   * This process's batches between their rows and their marks (see `whileStoring`): a read of the
+   * registers waits for them, or it could see the rows' samples but not yet their marks.
+   */
+  private readonly storing = new Set<Promise<unknown>>()
   private readonly periodic = new PeriodicTask(
     () => this.recompute(),
     (err) => this.o.log.warn({ err }, 'energy recompute failed; will retry'),
   )
 
   constructor(private readonly o: EnergyOptions) {}
+
+  /**
+   * Runs `store` (write a batch's rows, then mark their intervals) so that register reads that
+   * start meanwhile wait for it: the rows are visible a moment before the marks, and a read in
+   * between would recompute without them. Rows go first on purpose (a mark consumed before its
+   * rows would leave a stale register). Other replicas' batches are not seen here.
+   */
+  async whileStoring<T>(store: () => Promise<T>): Promise<T> {
+    const running = store()
+    const settled = running.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.storing.add(settled)
+    try {
+      return await running
+    } finally {
+      this.storing.delete(settled)
+    }
+  }
 
   /** Intervals a datagram's samples touch, plus the next one (the last sample holds into it). */
   async markDatagrams(datagrams: Datagram[]): Promise<void> {
@@ -99,6 +124,7 @@ export class EnergyService {
     // and recomputing it each time read its samples over and over. A read recomputes at once.
     const background = options.upTo === undefined && options.devicePk === undefined
     const quietForS = background ? settleMs / 1000 : undefined
+    if (!background && this.storing.size > 0) await Promise.all(this.storing)
     let done = 0
     for (;;) {
       const dirty = await repo.dirtyIntervals(this.o.db, {

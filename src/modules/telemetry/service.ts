@@ -16,8 +16,10 @@ export class TelemetryService {
   /** Stores datagrams (idempotent) and marks the energy intervals they touch for recomputation. */
   async ingest(datagrams: Datagram[]): Promise<void> {
     if (datagrams.length === 0) return
-    await this.store.write(datagrams)
-    await this.energy.markDatagrams(datagrams)
+    await this.energy.whileStoring(async () => {
+      await this.store.write(datagrams)
+      await this.energy.markDatagrams(datagrams)
+    })
   }
 
   /** storedSeqs of many runs, in one lookup where the store can (TelemetryStore.storedSeqsMany). */
@@ -32,7 +34,9 @@ export class TelemetryService {
 
   /** Records seq gaps; energy is recomputed so that no integration bridges them. */
   async recordGaps(gaps: GapRecord[]): Promise<void> {
-    await insertGaps(this.db, gaps)
-    for (const g of gaps) await this.energy.markGap(g.devicePk, g.fromTs, g.toTs)
+    await this.energy.whileStoring(async () => {
+      await insertGaps(this.db, gaps)
+      for (const g of gaps) await this.energy.markGap(g.devicePk, g.fromTs, g.toTs)
+    })
   }
 }

@@ -199,6 +199,34 @@ describe('energy recomputation in batches', () => {
     )
   })
 
+  test('a register read while a batch is between its rows and its marks waits for the marks', async () => {
+    const energy = telemetry.service.energy
+    const a = await device()
+    const batch = datagrams(a.pk, a.id, H0, H0 + 10 * MIN - SEC, DC)
+    let rowsVisible = () => {}
+    const visible = new Promise<void>((resolve) => {
+      rowsVisible = resolve
+    })
+    let releaseMarks = () => {}
+    const marksMayGo = new Promise<void>((resolve) => {
+      releaseMarks = resolve
+    })
+    // As TelemetryService.ingest does, with the moment between rows and marks held open.
+    const storing = energy.whileStoring(async () => {
+      await telemetry.service.store.write(batch)
+      rowsVisible()
+      await marksMayGo
+      await energy.markDatagrams(batch)
+    })
+    await visible
+    const reading = registers(a.pk, H0, H0 + 10 * MIN)
+    setTimeout(releaseMarks, 100)
+    const rows = await reading
+    await storing
+    const importWh = rows.reduce((sum, r) => sum + r.import_wh, 0)
+    assertClose(importWh, wh(225_000, 10 * MIN), 'import of the batch read in its middle')
+  })
+
   test('a mark refreshed between its read and its clearing survives', async () => {
     const energy = telemetry.service.energy
     const e = await device()
