@@ -400,7 +400,10 @@ describe('per-device ingest rate limit (INGEST_DEVICE_RATE_MAX)', () => {
     }, 30000).catch((e: Error) => {
       throw new Error(`${e.message}: ${JSON.stringify(outcome)}`)
     })
-    assert.equal(outcome.n + outcome.stored, burst, JSON.stringify(outcome))
+    // On a shared external broker this server also receives other suites' devices (a simulated
+    // fleet's burst, say), and the counter has no device label: their drops count too.
+    if (t.config.MQTT_URL) assert.ok(outcome.n + outcome.stored >= burst, JSON.stringify(outcome))
+    else assert.equal(outcome.n + outcome.stored, burst, JSON.stringify(outcome))
     assert.ok(outcome.stored >= 5 && outcome.stored <= 10, `stored ${outcome.stored}`)
     assert.ok(outcome.n >= burst - 10, `rejected ${outcome.n}`)
   })
