@@ -8,7 +8,14 @@ import type { MqttClient } from 'mqtt'
 import { type ParseLimits, parseMessage, Rejected } from '../../src/modules/ingest/index.ts'
 import { DEVICE_KINDS, encodeBinaryTelemetry, MESSAGE_KINDS } from '../../src/protocol/index.ts'
 import { brokerUrl, build, type TestApp } from '../helpers/build.ts'
-import { connectDevice, dcTelemetry, publishJson, registerDevice, waitFor } from '../helpers/device.ts'
+import {
+  connectDevice,
+  dcTelemetry,
+  publishJson,
+  registerDevice,
+  twoSampleBinary,
+  waitFor,
+} from '../helpers/device.ts'
 import { uniqueName } from '../helpers/env.ts'
 
 /**
@@ -666,20 +673,7 @@ describe('fuzz: HTTP routes and MQTT ingest of the real app', () => {
       // Payloads for this device's topic that the parser rejects (the parser's verdict is proven above).
       // Binary datagrams (PROTOCOL.md) cut short and followed by random bytes: whatever the reader
       // refuses must be refused as cleanly as bad JSON.
-      const binary = encodeBinaryTelemetry({
-        deviceId: id,
-        seq: 7,
-        ts: T0,
-        t0: T0 - 2000,
-        types: [
-          { name: 'voltage_dc', unit: 'V' },
-          { name: 'current_dc', unit: 'A' },
-        ],
-        samples: [
-          { offsetMs: 0, values: [750, 300] },
-          { offsetMs: 1000, values: [751, null] },
-        ],
-      })
+      const binary = encodeBinaryTelemetry(twoSampleBinary(id, T0 - 2000))
       const binaryGarbage = fc
         .tuple(fc.nat({ max: binary.length }), fc.uint8Array({ maxLength: 120 }))
         .map(([cut, bytes]) => Buffer.concat([binary.subarray(0, Math.max(1, cut)), bytes]))

@@ -1,5 +1,6 @@
 import { after, before } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
+import type { BinaryTelemetry } from '../../src/protocol/index.ts'
 import { build, type TestApp } from './build.ts'
 import { uniqueName } from './env.ts'
 
@@ -10,6 +11,27 @@ export async function connectDevice(url: string, clientId: string): Promise<Mqtt
 
 export const publishJson = (client: MqttClient, topic: string, body: unknown, qos: 0 | 1 | 2 = 2) =>
   client.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos })
+
+/**
+ * A binary telemetry datagram (PROTOCOL.md) to encode: DC voltage and current at `t0`, voltage
+ * alone 1 s later, sent 9 s after `t0`.
+ */
+export function twoSampleBinary(deviceId: string, t0: number, seq = 7): BinaryTelemetry {
+  return {
+    deviceId,
+    seq,
+    ts: t0 + 9000,
+    t0,
+    types: [
+      { name: 'voltage_dc', unit: 'V' },
+      { name: 'current_dc', unit: 'A' },
+    ],
+    samples: [
+      { offsetMs: 0, values: [750, 300] },
+      { offsetMs: 1000, values: [751, null] },
+    ],
+  }
+}
 
 /** A v2 DC telemetry datagram: `samples` seconds of voltage/current starting at `t0`. */
 export function dcTelemetry(

@@ -262,12 +262,9 @@ export class SimulatedMeter implements CommandTarget {
     const cadenceMs = this.config.sampling_cadence_ms
     const measurements = this.sampler.collect(Date.now(), cadenceMs, this.realMs(cadenceMs))
     for (const chunk of chunkMeasurements(measurements, this.sampler.perSample)) {
-      if (this.options.encoding === 'binary') {
-        const message = binaryTelemetryMessage(this.deviceId, this.seq.next(), chunk)
-        for (const out of this.faults.route(message, true)) this.publish(out)
-      } else {
-        this.emit('telemetry', { measurements: chunk }, true)
-      }
+      if (this.options.encoding === 'binary')
+        this.send(binaryTelemetryMessage(this.deviceId, this.seq.next(), chunk), true)
+      else this.emit('telemetry', { measurements: chunk }, true)
     }
   }
 
@@ -284,7 +281,11 @@ export class SimulatedMeter implements CommandTarget {
 
   /** Assigns the next seq and hands the message (through the fault knobs) to every broker. */
   private emit(type: MessageType, body: Record<string, unknown>, faultable: boolean): void {
-    const message = envelope(this.deviceId, type, this.seq.next(), body)
+    this.send(envelope(this.deviceId, type, this.seq.next(), body), faultable)
+  }
+
+  /** Hands a message (through the fault knobs) to every broker. */
+  private send(message: Outgoing, faultable: boolean): void {
     for (const out of this.faults.route(message, faultable)) this.publish(out)
   }
 

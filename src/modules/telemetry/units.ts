@@ -19,35 +19,31 @@ const ACCEPTED: Record<string, readonly string[]> = {
   phase_angle: ['°', 'deg'],
 }
 const PREFIXABLE = new Set(['V', 'A', 'Hz', 'W', 'VA', 'var'])
+type Scale = { mul: number; div: number }
 /** Multiplied (k, M) or divided (m) by an integer: 0.75 kV is exactly 750 V, 750000 mV exactly 750 V. */
-const PREFIXES: Record<string, { mul: number } | { div: number }> = {
-  m: { div: 1000 },
-  k: { mul: 1000 },
-  M: { mul: 1_000_000 },
+const PREFIXES: Record<string, Scale> = {
+  m: { mul: 1, div: 1000 },
+  k: { mul: 1000, div: 1 },
+  M: { mul: 1_000_000, div: 1 },
 }
+const SAME: Scale = { mul: 1, div: 1 }
 
 /**
  * How a value of `type` in `unit` converts to the base unit: multiplied by `mul` and divided by
  * `div` (one of them 1, so the result is exactly val × mul or val ÷ div), or why the unit does not fit.
  */
-export function unitScale(
-  type: string,
-  unit: string | undefined,
-): { mul: number; div: number } | { error: string } {
+export function unitScale(type: string, unit: string | undefined): Scale | { error: string } {
   const accepted = ACCEPTED[type]
   // Types the protocol does not list are stored as sent, unit and all.
   if (!accepted || unit === undefined || accepted.includes(unit)) return SAME
   const base = unit.slice(1)
   const prefix = PREFIXES[unit.slice(0, 1)]
-  if (prefix && PREFIXABLE.has(base) && accepted.includes(base)) {
-    return 'mul' in prefix ? { mul: prefix.mul, div: 1 } : { mul: 1, div: prefix.div }
-  }
+  if (prefix && PREFIXABLE.has(base) && accepted.includes(base)) return prefix
   const allowed = accepted.filter((u) => u !== '').join(', ') || 'none'
   return {
     error: `${type}: unit "${unit}" does not fit (base unit ${allowed}${PREFIXABLE.has(accepted[0] ?? '') ? ', with m, k or M' : ''})`,
   }
 }
-const SAME = { mul: 1, div: 1 }
 
 /** A value converted to its type's base unit, or why the unit does not fit the type. */
 export function toBaseUnit(type: string, unit: string | undefined, val: number): number | { error: string } {

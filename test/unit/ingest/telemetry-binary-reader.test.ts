@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import { parseMessage, Rejected } from '../../../src/modules/ingest/parse-message.ts'
 import { type BinaryTelemetry, encodeBinaryTelemetry } from '../../../src/protocol/index.ts'
+import { twoSampleBinary } from '../../helpers/device.ts'
 
 const NOW = Date.parse('2026-06-01T12:00:00Z')
 const LIMITS = { maxBytes: 64 * 1024, maxFutureMs: 300_000, maxPastMs: 30 * 86_400_000 }
@@ -121,20 +122,7 @@ for (const seed of SEEDS) {
   })
 }
 
-const GOOD: BinaryTelemetry = {
-  deviceId: ID,
-  seq: 7,
-  ts: NOW - 1000,
-  t0: NOW - 10_000,
-  types: [
-    { name: 'voltage_dc', unit: 'V' },
-    { name: 'current_dc', unit: 'A' },
-  ],
-  samples: [
-    { offsetMs: 0, values: [750, 300] },
-    { offsetMs: 1000, values: [751, null] },
-  ],
-}
+const GOOD = twoSampleBinary(ID, NOW - 10_000)
 
 test('binary: a datagram is ~1/6 of its JSON twin and reads to its samples', () => {
   const ten = {
