@@ -194,7 +194,12 @@ describe('simulator', () => {
       assert.equal(d.payload[0], 0xb2, 'the binary marker')
       const parsed = parseMessage(`iot/${id}/telemetry`, d.payload, Date.now(), limits)
       assert.ok(!(parsed instanceof Rejected), (parsed as Rejected).detail)
-      assert.ok(parsed.category === 'telemetry' && parsed.samples.values.voltage_dc?.length === 10)
+      assert.ok(parsed.category === 'telemetry', parsed.category)
+      // How many samples a window holds depends on the timers under load (12 seen in CI); each sample
+      // carries both electrical values.
+      const volts = parsed.samples.values.voltage_dc?.length ?? 0
+      assert.ok(volts > 0, 'voltage samples')
+      assert.equal(parsed.samples.values.current_dc?.length, volts, 'a current for each voltage')
     }
     // hello (JSON) and telemetry (binary) count one seq together.
     const hello = obs.of(id, 'hello')[0]?.body.seq as number
