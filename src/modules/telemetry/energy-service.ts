@@ -47,8 +47,6 @@ export interface EnergyOptions {
  * the result depends only on what is stored: the same datagrams twice or shuffled give the same kWh.
  */
 export class EnergyService {
-  /** Marks already persisted and not yet recomputed: no need to write them again. */
-  private readonly known = new Set<string>()
   /**
    * This process's batches between their rows and their marks (see `whileStoring`): a read of the
    * registers waits for them, or it could see the rows' samples but not yet their marks.
@@ -103,14 +101,15 @@ export class EnergyService {
     await this.persistMarks(marks)
   }
 
+  /**
+   * Writes every mark, also one this process wrote before: another replica (or a read served there)
+   * may have consumed it meanwhile, and a mark skipped because "already written" left the samples
+   * stored after that consumption out of the register for good. Refreshing marked_at is also what
+   * keeps a mark whose interval is being recomputed right now (see clearDirty).
+   */
   private async persistMarks(marks: Map<string, { pk: number; start: number }>) {
-    const fresh = [...marks].filter(([key]) => !this.known.has(key))
-    if (fresh.length === 0) return
-    await repo.markDirty(
-      this.o.db,
-      fresh.map(([, m]) => m),
-    )
-    for (const [key] of fresh) this.known.add(key)
+    if (marks.size === 0) return
+    await repo.markDirty(this.o.db, [...marks.values()])
   }
 
   /** Recomputes dirty intervals (all complete ones, or every one of a device before it is read). */
@@ -134,9 +133,8 @@ export class EnergyService {
         limit: CHUNK,
       })
       if (dirty.length === 0) return done
-      // Forgotten before the samples are read: a datagram stored meanwhile marks its intervals again,
-      // refreshing marked_at, so clearDirty keeps those marks for the next round.
-      for (const r of dirty) this.known.delete(`${r.device_pk}:${new Date(r.start).getTime()}`)
+      // A datagram stored while these are recomputed marks its intervals again, refreshing
+      // marked_at, so clearDirty keeps those marks for the next round.
       await this.recomputeMarks(dirty)
       await repo.clearDirty(this.o.db, dirty)
       done += dirty.length

@@ -254,6 +254,29 @@ describe('energy recomputation in batches', () => {
     assert.equal(await dirtyCount(), 0)
   })
 
+  test('replicas: samples stored after another replica read the interval still reach its register', async () => {
+    // Two replicas of one database: `ingesting` stores the meter's datagrams, `reading` serves the
+    // registers. Each read consumes the interval's mark; the next batch must mark it again.
+    const config = loadConfig({ DATA_DIR: dir.path, LOG_LEVEL: 'silent', ENERGY_INTERVAL: '5m' })
+    const ingesting = createTelemetryModule({ db, devices, config, log: pino({ level: 'silent' }) })
+    const reading = createTelemetryModule({ db, devices, config, log: pino({ level: 'silent' }) })
+    const r = await device()
+    const all = datagrams(r.pk, r.id, H0, H0 + 5 * MIN - SEC, DC)
+    const read = async () => {
+      const rows = await reading.service.energy.intervals(r.pk, H0, H0 + 5 * MIN)
+      return rows.reduce((sum, row) => sum + row.import_wh, 0)
+    }
+    // Three batches into the same interval, the register read after each.
+    const batches = [all.slice(0, 10), all.slice(10, 20), all.slice(20)]
+    let sent = 0
+    for (const batch of batches) {
+      await ingesting.service.ingest(batch)
+      sent += batch.length
+      // Each datagram holds 10 one-second samples: 10 s of 225 kW.
+      assertClose(await read(), wh(225_000, sent * 10 * SEC), `after ${sent} of ${all.length} datagrams`)
+    }
+  })
+
   test('ENERGY_MAX_GAP_S, when set, wins over the cadence of each device', async () => {
     const config = loadConfig({ DATA_DIR: dir.path, LOG_LEVEL: 'silent', ENERGY_MAX_GAP_S: '20' })
     const fixed = createTelemetryModule({ db, devices, config, log: pino({ level: 'silent' }) })
