@@ -295,8 +295,9 @@ const CLOSE = Buffer.from('}')
 /**
  * `{"received_at":…,"topic":…,"message":<payload>}` — the payload's own bytes when they fit on
  * one NDJSON line (they parsed as JSON, so they are a valid value); re-serialised only when the
- * device sent line breaks or bytes that are not UTF-8; `"message_base64"` for a binary datagram. Saves a JSON.stringify per message, and the
- * payload is not copied here: the line is its parts, joined once into the archive object.
+ * device sent line breaks or bytes that are not UTF-8; `"message_base64"` for a binary datagram.
+ * Saves a JSON.stringify per message, and the payload is not copied here: the line is its parts,
+ * joined once into the archive object.
  */
 function archiveLineOf(record: PendingRecord): Buffer[] {
   const head = `{"received_at":"${new Date(record.receivedAt).toISOString()}","topic":${JSON.stringify(record.topic)},`

@@ -76,6 +76,7 @@ describe('energy recomputation in batches', () => {
   let dropSchema: (() => Promise<void>) | undefined
   let devices: HookedDevices
   let telemetry: ReturnType<typeof createTelemetryModule>
+  let config: ReturnType<typeof loadConfig>
 
   before(async () => {
     const schema = realDatabaseUrl ? await createSchema(realDatabaseUrl) : undefined
@@ -90,7 +91,7 @@ describe('energy recomputation in batches', () => {
     await migrateToLatest(raw)
     db = raw.withPlugin(watch)
     devices = new HookedDevices(db)
-    const config = loadConfig({ DATA_DIR: dir.path, LOG_LEVEL: 'silent', ENERGY_INTERVAL: '5m' })
+    config = loadConfig({ DATA_DIR: dir.path, LOG_LEVEL: 'silent', ENERGY_INTERVAL: '5m' })
     telemetry = createTelemetryModule({ db, devices, config, log: pino({ level: 'silent' }) })
   })
   after(async () => {
@@ -106,6 +107,7 @@ describe('energy recomputation in batches', () => {
   }
   const registers = (pk: number, start: number, stop: number) =>
     telemetry.service.energy.intervals(pk, start, stop)
+  const importOf = (rows: { import_wh: number }[]) => rows.reduce((sum, r) => sum + r.import_wh, 0)
   const dirtyCount = async () =>
     Number((await sql<{ n: number }>`select count(*) as n from energy_dirty`.execute(raw)).rows[0]?.n)
 
@@ -223,8 +225,7 @@ describe('energy recomputation in batches', () => {
     setTimeout(releaseMarks, 100)
     const rows = await reading
     await storing
-    const importWh = rows.reduce((sum, r) => sum + r.import_wh, 0)
-    assertClose(importWh, wh(225_000, 10 * MIN), 'import of the batch read in its middle')
+    assertClose(importOf(rows), wh(225_000, 10 * MIN), 'import of the batch read in its middle')
   })
 
   test('a mark refreshed between its read and its clearing survives', async () => {
@@ -255,22 +256,17 @@ describe('energy recomputation in batches', () => {
   })
 
   test('replicas: samples stored after another replica read the interval still reach its register', async () => {
-    // Two replicas of one database: `ingesting` stores the meter's datagrams, `reading` serves the
+    // Two replicas of one database: `telemetry` stores the meter's datagrams, `reading` serves the
     // registers. Each read consumes the interval's mark; the next batch must mark it again.
-    const config = loadConfig({ DATA_DIR: dir.path, LOG_LEVEL: 'silent', ENERGY_INTERVAL: '5m' })
-    const ingesting = createTelemetryModule({ db, devices, config, log: pino({ level: 'silent' }) })
     const reading = createTelemetryModule({ db, devices, config, log: pino({ level: 'silent' }) })
     const r = await device()
     const all = datagrams(r.pk, r.id, H0, H0 + 5 * MIN - SEC, DC)
-    const read = async () => {
-      const rows = await reading.service.energy.intervals(r.pk, H0, H0 + 5 * MIN)
-      return rows.reduce((sum, row) => sum + row.import_wh, 0)
-    }
+    const read = async () => importOf(await reading.service.energy.intervals(r.pk, H0, H0 + 5 * MIN))
     // Three batches into the same interval, the register read after each.
     const batches = [all.slice(0, 10), all.slice(10, 20), all.slice(20)]
     let sent = 0
     for (const batch of batches) {
-      await ingesting.service.ingest(batch)
+      await telemetry.service.ingest(batch)
       sent += batch.length
       // Each datagram holds 10 one-second samples: 10 s of 225 kW.
       assertClose(await read(), wh(225_000, sent * 10 * SEC), `after ${sent} of ${all.length} datagrams`)
